@@ -1,0 +1,199 @@
+"""Dedicated writer connections: the append path in as few round trips as the database allows.
+
+A writer keeps one connection (per thread) instead of checking one out of the pool for each
+append, which would cost a ping and a reset round trip every time. On MySQL the append is two
+round trips: lock the head row and read it, then one multi-statement batch that inserts the
+events and keys, moves the head and commits. Connections that broke are dropped and rebuilt;
+one idle for longer than ``PING_AFTER`` seconds is pinged first (the server's idle timeout
+would otherwise surface as error 2006 on the next append).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from adapters.store.engine import is_transient
+from adapters.store.schema import LOG_NAME
+
+PING_AFTER = 30.0
+
+
+def db_time(moment: datetime | None) -> datetime:
+    """Naive UTC, as DATETIME columns hold it."""
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+class Writer:
+    """Base: holds a DBAPI connection for one thread, rebuilding it after transient errors."""
+
+    paramstyle = "%s"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Any = None
+        self._used_at = 0.0
+
+    def connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        elif time.monotonic() - self._used_at > PING_AFTER:
+            self._ping()
+        self._used_at = time.monotonic()
+        return self._conn
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _ping(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is already broken
+                conn.close()
+
+    def rollback_quietly(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.rollback()
+        except Exception:
+            self.discard()
+
+    def after_error(self, error: BaseException) -> None:
+        if is_transient(error):
+            self.discard()
+        else:
+            self.rollback_quietly()
+
+    # Subclasses: begin_locked(cur) -> head, insert_and_commit(cur, rows, commands, head, last)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        conn = self.connection()
+        cur = conn.cursor()
+        try:
+            cur.execute(sql, tuple(params))
+            rows = list(cur.fetchall())
+            conn.rollback()
+            return rows
+        except Exception as error:
+            self.after_error(error)
+            raise
+        finally:
+            cur.close()
+
+
+class MySQLWriter(Writer):
+    """PyMySQL connection with multi-statements enabled (used for our own escaped SQL only)."""
+
+    def _connect(self) -> Any:
+        import pymysql
+        from pymysql.constants import CLIENT
+
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        kwargs = dict(kwargs)
+        kwargs["client_flag"] = int(kwargs.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
+        kwargs["autocommit"] = False
+        kwargs.setdefault("connect_timeout", 5)
+        kwargs["init_command"] = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+        return pymysql.connect(*args, **kwargs)
+
+    def _ping(self) -> None:
+        try:
+            self._conn.ping(reconnect=False)
+        except Exception:
+            self.discard()
+            self._conn = self._connect()
+
+    def begin_locked(self, cur: Any) -> int:
+        cur.execute("SELECT last_id FROM bss_append_head WHERE name = %s FOR UPDATE", (LOG_NAME,))
+        row = cur.fetchone()
+        if row is None:
+            raise RuntimeError("the event store has no schema: run `bss db init`")
+        return int(row[0])
+
+    def insert_and_commit(
+        self,
+        cur: Any,
+        rows: list[tuple[Any, ...]],
+        commands: list[tuple[Any, ...]],
+        last: int,
+    ) -> None:
+        conn = self._conn
+        escape = conn.escape
+        parts: list[str] = []
+        if rows:
+            parts.append(
+                "INSERT INTO bss_events "
+                "(id, originator_id, originator_version, topic, state, recorded_at) VALUES "
+                + ",".join("(" + ",".join(escape(v) for v in row) + ")" for row in rows)
+            )
+            parts.append(
+                f"UPDATE bss_append_head SET last_id = {int(last)} WHERE name = {escape(LOG_NAME)}"
+            )
+        if commands:
+            parts.append(
+                "INSERT INTO bss_commands (command_key, position, outcome, recorded_at) VALUES "
+                + ",".join("(" + ",".join(escape(v) for v in row) + ")" for row in commands)
+            )
+        parts.append("COMMIT")
+        cur.execute(";".join(parts))
+        while cur.nextset():
+            pass
+
+
+class SQLiteWriter(Writer):
+    """A long-lived sqlite3 connection from the engine; BEGIN IMMEDIATE takes the write lock."""
+
+    paramstyle = "?"
+
+    def _connect(self) -> Any:
+        return self.engine.raw_connection()
+
+    def begin_locked(self, cur: Any) -> int:
+        cur.execute("BEGIN IMMEDIATE")
+        cur.execute("SELECT last_id FROM bss_append_head WHERE name = ?", (LOG_NAME,))
+        row = cur.fetchone()
+        if row is None:
+            raise RuntimeError("the event store has no schema: run `bss db init`")
+        return int(row[0])
+
+    def insert_and_commit(
+        self,
+        cur: Any,
+        rows: list[tuple[Any, ...]],
+        commands: list[tuple[Any, ...]],
+        last: int,
+    ) -> None:
+        if rows:
+            cur.executemany(
+                "INSERT INTO bss_events "
+                "(id, originator_id, originator_version, topic, state, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            cur.execute("UPDATE bss_append_head SET last_id = ? WHERE name = ?", (last, LOG_NAME))
+        if commands:
+            cur.executemany(
+                "INSERT INTO bss_commands (command_key, position, outcome, recorded_at) "
+                "VALUES (?, ?, ?, ?)",
+                commands,
+            )
+        self._conn.commit()
+
+
+class WriterPool(threading.local):
+    """One writer per thread for a recorder."""
+
+    def __init__(self, engine: Engine, sqlite: bool) -> None:
+        self.writer: Writer = SQLiteWriter(engine) if sqlite else MySQLWriter(engine)
