@@ -30,29 +30,31 @@ def version() -> None:
 app.add_typer(db.app, name="db")
 
 
+# Each area of the system owns one module here with a ``register(app)`` function that adds its
+# commands (a typer sub-app or plain commands). Missing modules are skipped, so areas can land
+# one at a time.
+AREA_MODULES = (
+    "adapters.cli.project",  # bss project, bss replay ...
+    "adapters.cli.ingest",  # bss ingest
+    "adapters.cli.stations",  # bss stations credentials ...
+    "adapters.cli.simulate",  # bss simulate
+    "adapters.cli.api",  # bss api, bss tokens ...
+    "adapters.cli.serve",  # bss serve
+    "adapters.cli.demo",  # bss demo
+)
+
+
 def _register_optional() -> None:
-    """Areas built in their own modules join the app here."""
     import importlib
 
-    for module_name, attr, name in (
-        ("adapters.cli.stations", "app", "stations"),
-        ("adapters.cli.tokens", "app", "tokens"),
-        ("adapters.cli.replay", "app", "replay"),
-    ):
+    for module_name in AREA_MODULES:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
             if error.name != module_name:
                 raise
             continue
-        app.add_typer(getattr(module, attr), name=name)
-    try:
-        run = importlib.import_module("adapters.cli.run")
-    except ModuleNotFoundError as error:
-        if error.name != "adapters.cli.run":
-            raise
-    else:
-        run.register(app)
+        module.register(app)
 
 
 _register_optional()
