@@ -30,6 +30,7 @@ from adapters.store import (
 )
 from adapters.store import mapper as default_mapper
 from domain.base import Aggregate, ConcurrencyConflict, DomainError, DomainEvent, Outcome
+from ledger import metrics
 from ledger.cache import AggregateCache
 from ledger.registry import aggregate_classes, handle
 
@@ -100,6 +101,19 @@ class _BatchRepository:
 
     def dirty(self) -> bool:
         return any(a.pending_events for a in self.mine.values())
+
+
+class InternalError(DomainError):
+    """Raised when a handler failed unexpectedly (a bug); the command is refused, nothing kept."""
+
+    code = "internal_error"
+
+
+def _as_domain_error(raised: Exception, command: Any) -> DomainError:
+    if isinstance(raised, DomainError):
+        return raised
+    log.exception("handler for %s failed", type(command).__name__)
+    return InternalError(f"internal error while handling {type(command).__name__}")
 
 
 class _Rerun(Exception):
@@ -181,6 +195,7 @@ class Ledger:
                 return [r if r is not None else Result(None) for r in results]
             except _Rerun:
                 self.stats["conflicts"] += 1
+                metrics.CONFLICTS.inc()
                 self._answer_repeats(keys, results)
                 pending = [i for i in pending if results[i] is None]
                 continue
@@ -211,6 +226,7 @@ class Ledger:
                     Outcome.from_dict(orjson.loads(outcome)), position=position, duplicate=True
                 )
                 self.stats["duplicates"] += 1
+                metrics.DUPLICATES.inc()
             elif key in first_index:
                 continue  # answered after the batch from its first occurrence
             else:
@@ -242,7 +258,8 @@ class Ledger:
                 repo = _BatchRepository(self, read_set, touched)
                 try:
                     outcome = handle(items[i][0], repo, recorded_at)
-                except DomainError as error:
+                except Exception as raised:
+                    error = _as_domain_error(raised, items[i][0])
                     if repo.dirty():
                         # A handler changed state before refusing: decide the batch again
                         # from clean state, this command excluded.
@@ -273,6 +290,11 @@ class Ledger:
         self.stats["batches"] += 1
         self.stats["commands"] += len(decided)
         self.stats["events"] += len(events)
+        metrics.EVENTS_APPENDED.inc(len(events))
+        metrics.BATCH_SIZE.observe(len(decided))
+        for result in decided.values():
+            label = "error" if result.error else ("accepted" if result.ok else "refused")
+            metrics.COMMANDS.labels(label).inc()
 
     def _check_fresh(self, read_set: dict[str, int], touched: set[str]) -> None:
         """Nothing to append: still make sure the decision did not rest on stale cache."""
