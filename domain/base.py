@@ -166,7 +166,7 @@ class Repository(Protocol):
 class DomainError(Exception):
     """Raised when a command cannot be carried out; carries a stable code and the ids involved."""
 
-    code: ClassVar[str] = "domain_error"
+    code: str = "domain_error"
 
     def __init__(self, message: str, *, code: str | None = None, **ids: Any) -> None:
         super().__init__(message)
@@ -187,7 +187,8 @@ class InvalidCommand(DomainError):
 
 
 class NotFound(DomainError):
-    """Raised when a command names a station, battery, rider, card, plan or session that does not exist."""
+    """Raised when a command names a station, battery, rider, card, plan or session that does
+    not exist."""
 
     code = "not_found"
 

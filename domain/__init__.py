@@ -1,0 +1,1 @@
+"""The pure swap domain: aggregates, events, commands, rules and handlers. No I/O, no clock."""
