@@ -13,11 +13,11 @@ from datetime import datetime
 from domain import validation
 from domain.base import InvalidCommand, Outcome, Repository
 from domain.commands import Command
-from domain.handlers import admin, auth, billing, riders, swap, telemetry
+from domain.handlers import admin, auth, billing, rejection, riders, swap, telemetry
 from domain.handlers.registry import HANDLERS, Handler
 
 __all__ = ["HANDLERS", "Handler", "handle"]
-_MODULES = (admin, auth, billing, riders, swap, telemetry)  # imported for registration
+_MODULES = (admin, auth, billing, rejection, riders, swap, telemetry)  # imported for registration
 
 
 def handle(command: Command, repo: Repository, recorded_at: datetime) -> Outcome:
