@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -353,11 +352,3 @@ class RecordPayment(Command):
     month: str
     amount: Decimal
     reference: str | None = None
-
-
-COMMAND_TYPES: list[type[Command]] = Command.__subclasses__()  # in definition order
-
-
-def describe(command: Command) -> dict[str, Any]:
-    """A command's name and fields, for logs and error messages."""
-    return {"command": type(command).__name__, **vars(command)}

@@ -140,7 +140,7 @@ class SwapSession(Aggregate):
             aggregate.policy_version = self.policy_version
 
     @dataclass(frozen=True, kw_only=True)
-    class NoBatteryToIssue(DomainEvent):
+    class PickRefused(DomainEvent):
         """v2: nothing at the station may be issued (rule 5 at pick time); session refused."""
 
         reason: str

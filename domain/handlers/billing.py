@@ -102,7 +102,9 @@ def record_payment(cmd: RecordPayment, repo: Repository, recorded_at: datetime) 
     reference = v.optional_text("reference", cmd.reference)
     bill = repo.get(BillingPeriod, BillingPeriod.key_of(rider.key, month))
     if bill is None:
-        raise NotFound(f"month: rider {rider.key} has no bill for {month}", month=month)
+        raise NotFound(
+            f"month: rider {rider.key} has no bill for {month}", field="month", month=month
+        )
     if not bill.closed:
         raise InvalidTransition(f"month {month} is not closed yet", month=month)
     if amount > bill.outstanding:

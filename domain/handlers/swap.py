@@ -177,7 +177,7 @@ def _pick_and_reserve(ctx: Context, session: SwapSession) -> Outcome:
     )
     if choice is None:
         session.trigger(
-            SwapSession.NoBatteryToIssue,
+            SwapSession.PickRefused,
             ctx.at,
             reason=Reason.NO_BATTERY_AVAILABLE.value,
             policy_version=ctx.version,
@@ -390,7 +390,7 @@ def station_refused_swap(
     )
     end_session(repo, located, ctx.at)
     return Outcome.accepted(
-        session_id=located.key, state=located.status, reason=Reason.STATION_REFUSED.value
+        session_id=located.key, status=located.status, reason=Reason.STATION_REFUSED.value
     )
 
 

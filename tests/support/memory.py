@@ -28,6 +28,7 @@ from domain.commands import Command
 from domain.handlers import handle
 from domain.plan import Plan
 from domain.policy import Policy
+from domain.rejection import RejectedMessage
 from domain.rider import Rider
 from domain.session import SwapSession
 from domain.station import Station
@@ -36,7 +37,17 @@ A = TypeVar("A", bound=Aggregate)
 
 AGGREGATES: dict[str, type[Aggregate]] = {
     cls.prefix: cls
-    for cls in (Station, Battery, Rider, Card, SwapSession, Plan, BillingPeriod, Policy)
+    for cls in (
+        Station,
+        Battery,
+        Rider,
+        Card,
+        SwapSession,
+        Plan,
+        BillingPeriod,
+        Policy,
+        RejectedMessage,
+    )
 }
 
 

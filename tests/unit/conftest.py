@@ -71,6 +71,9 @@ class World:
         assert len(found) == 1, (name, self.then())
         return found[0]
 
+    def stream(self, stream_id: str) -> list[DomainEvent]:
+        return self.ledger.stream(stream_id)
+
     @contextmanager
     def rejects(self, error: type[DomainError], field: str | None = None) -> Iterator[None]:
         """The command raises ``error`` (naming ``field``) and appends nothing."""
@@ -89,26 +92,62 @@ class World:
     # --- scenery ---------------------------------------------------------------------------
 
     def station(self, station_id: str = "S1", slots: int = 4) -> None:
-        self.given(RegisterStation, station_id=station_id, name=f"Station {station_id}",
-                   slot_count=slots, location="Kigali")
+        self.given(
+            RegisterStation,
+            station_id=station_id,
+            name=f"Station {station_id}",
+            slot_count=slots,
+            location="Kigali",
+        )
 
     def battery(
-        self, battery_id: str, station_id: str | None = None, slot: int | None = None,
-        soc: float | None = 95, soh: float | None = 90, capacity: str = "30",
+        self,
+        battery_id: str,
+        station_id: str | None = None,
+        slot: int | None = None,
+        soc: float | None = 95,
+        soh: float | None = 90,
+        capacity: str = "30",
     ) -> None:
-        self.given(RegisterBattery, battery_id=battery_id, battery_type="48V20Ah",
-                   capacity_ah=Decimal(capacity), manufactured_on="2024-03-01",
-                   station_id=station_id, slot=slot, soc=soc, soh=soh)
+        self.given(
+            RegisterBattery,
+            battery_id=battery_id,
+            battery_type="48V20Ah",
+            capacity_ah=Decimal(capacity),
+            manufactured_on="2024-03-01",
+            station_id=station_id,
+            slot=slot,
+            soc=soc,
+            soh=soh,
+        )
 
-    def plan(self, plan_id: str = "basic", fee: str = "10.00", included: str = "20",
-             rate: str = "0.50") -> None:
-        self.given(DefinePlan, plan_id=plan_id, name=plan_id.title(), monthly_fee=Decimal(fee),
-                   included_ah=Decimal(included), extra_ah_rate=Decimal(rate))
+    def plan(
+        self, plan_id: str = "basic", fee: str = "10.00", included: str = "20", rate: str = "0.50"
+    ) -> None:
+        self.given(
+            DefinePlan,
+            plan_id=plan_id,
+            name=plan_id.title(),
+            monthly_fee=Decimal(fee),
+            included_ah=Decimal(included),
+            extra_ah_rate=Decimal(rate),
+        )
 
-    def rider(self, rider_id: str = "R1", rfid: str | None = "C1",
-              battery_id: str | None = None, plan_id: str | None = "basic") -> None:
-        self.given(RegisterRider, rider_id=rider_id, personal={"name": f"Rider {rider_id}"},
-                   plan_id=plan_id, rfid_code=rfid, battery_id=battery_id)
+    def rider(
+        self,
+        rider_id: str = "R1",
+        rfid: str | None = "C1",
+        battery_id: str | None = None,
+        plan_id: str | None = "basic",
+    ) -> None:
+        self.given(
+            RegisterRider,
+            rider_id=rider_id,
+            personal={"name": f"Rider {rider_id}"},
+            plan_id=plan_id,
+            rfid_code=rfid,
+            battery_id=battery_id,
+        )
 
     def ready(self) -> None:
         """Station S1 (4 slots): B1 95%/90% in slot 1, B2 85%/95% in slot 2; plan basic;
