@@ -1,0 +1,525 @@
+"""The MQTT ingest: station messages in, one transaction per batch, replies out, then acks.
+
+Threads: paho's network thread only queues what arrives (``on_message``); one worker thread
+drains what arrived together (up to ``batch_max`` messages, waiting at most ``batch_wait``
+for more), runs it through :class:`~adapters.mqtt.processor.BatchProcessor` (one
+``Ledger.execute_many``), publishes the replies at QoS 1 (never retained) and only then
+acknowledges the messages (``manual_ack``). A message is therefore acknowledged only after
+its events are committed; a crash in between redelivers it, and its idempotency key turns the
+redelivery into a re-sent reply.
+
+The session is persistent and the client id fixed: MQTT 5 with a session expiry interval
+and ``clean_start=False`` (by default; its Receive Maximum lets the broker keep up to
+``receive_maximum`` messages in flight, so batches can grow past mosquitto's default of 20
+in-flight messages for MQTT 3.1.1 clients), or MQTT 3.1.1 with ``clean_session=False``.
+
+While the database is unavailable the worker retries the same batch with exponential
+backoff for as long as it takes, and acknowledges nothing meanwhile. The session sweeper is
+part of the worker: every ``sweep_interval`` seconds it adds one ``TimeOutSessions`` command
+per known station, stamped with the ledger's clock, to the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy import text
+
+from adapters.mqtt import metrics
+from adapters.mqtt.processor import BatchProcessor, Incoming, Processed
+from adapters.mqtt.topics import INBOUND_FILTERS, shared
+from adapters.store.engine import is_transient
+from domain.commands import Command, TimeOutSessions
+from ledger.service import Ledger
+from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+NEVER_EXPIRES = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How the ingest connects and batches; :meth:`from_settings` reads ledger.settings."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "bss-ledger-ingest"
+    username: str | None = None
+    password: str | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    shared_group: str | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    session_expiry: int = NEVER_EXPIRES  # seconds the broker keeps our session (MQTT 5)
+    receive_maximum: int = 1000  # MQTT 5: unacknowledged messages the broker may send us
+    keepalive: int = 30
+    batch_max: int = 200
+    batch_wait: float = 0.002  # seconds to wait for more messages after the first
+    sweep_interval: float = 5.0  # seconds between session timeout sweeps (0: never)
+    station_refresh: float = 60.0  # seconds between re-reading the list of stations
+    reconnect_min: int = 1
+    reconnect_max: int = 30
+    retry_max: float = 5.0  # longest wait between tries while the database is away
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> IngestConfig:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        config = cls(
+            host=settings.mqtt_broker_host,
+            port=settings.mqtt_broker_port,
+            client_id=settings.mqtt_client_id,
+            username=settings.mqtt_username,
+            password=password,
+            tls_ca_file=settings.mqtt_tls_ca_file,
+            tls_cert_file=settings.mqtt_tls_cert_file,
+            tls_key_file=settings.mqtt_tls_key_file,
+            shared_group=settings.mqtt_shared_group,
+        )
+        return replace(config, **overrides)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca_file is not None or self.tls_cert_file is not None
+
+
+@dataclass
+class IngestStats:
+    """Counters since start (a snapshot; ``Ingest.stats`` makes a new one per call)."""
+
+    received: int = 0  # messages that arrived
+    committed: int = 0  # messages handled and acknowledged after their commit
+    accepted: int = 0
+    refused: int = 0  # the domain refused (a reason code went back to the station)
+    rejected: int = 0  # recorded as rejected messages
+    duplicates: int = 0  # answered from their idempotency key, nothing appended
+    batches: int = 0
+    replies: int = 0
+    db_retries: int = 0
+    deferred: int = 0  # put back after repeated conflicts with other writers
+    timed_out_sessions: int = 0
+    queued: int = 0
+    connected: bool = False
+    reply_latency: dict[str, float] = field(default_factory=dict)  # seconds: p50 p95 p99 max
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_database_error(error: BaseException) -> bool:
+    """True when the database (not the message) is the problem: try the batch again."""
+    import pymysql
+    import sqlalchemy.exc
+    from eventsourcing.persistence import OperationalError as StoreOperationalError
+
+    database_errors = (
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        sqlalchemy.exc.TimeoutError,
+        sqlalchemy.exc.DisconnectionError,
+        sqlalchemy.exc.ResourceClosedError,
+        pymysql.err.OperationalError,
+        pymysql.err.InterfaceError,
+        pymysql.err.InternalError,
+        sqlite3.OperationalError,
+        StoreOperationalError,
+        ConnectionError,
+        TimeoutError,
+        OSError,
+    )
+    return isinstance(error, database_errors) or is_transient(error)
+
+
+class _Aborted(Exception):
+    """Raised inside the worker when stop() gave up waiting for the database."""
+
+
+class Ingest:
+    """Station messages from MQTT into the ledger. ``start()``, ``stop()``, ``stats``.
+
+    ``bss ingest`` runs one alone; ``bss serve`` and ``bss demo`` run one next to the API.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        config: IngestConfig | None = None,
+        *,
+        processor: BatchProcessor | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.config = config or IngestConfig()
+        self.processor = processor or BatchProcessor(ledger)
+        self._queue: queue.Queue[Incoming] = queue.Queue()
+        self._carry: list[Incoming] = []  # deferred messages, first in the next batch
+        self._stopping = threading.Event()
+        self._abort = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._stats = IngestStats()
+        self._latencies: deque[float] = deque(maxlen=10_000)
+        self._rate: deque[tuple[float, int]] = deque()
+        self._generation = 0
+        self._subscribed = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self._stations: set[str] = set()
+        self._stations_read = -1e9
+        self._next_sweep = time.monotonic() + self.config.sweep_interval
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self, wait: float | None = 10.0) -> Ingest:
+        """Connect (in the background, reconnecting with backoff) and start the worker.
+        With ``wait``, block until the subscriptions are acknowledged (or raise TimeoutError)."""
+        self._client = self._make_client()
+        self._worker = threading.Thread(target=self._work, name="bss-ingest-worker", daemon=True)
+        self._worker.start()
+        cfg = self.config
+        if cfg.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = cfg.session_expiry
+            props.ReceiveMaximum = cfg.receive_maximum
+            self._client.connect_async(
+                cfg.host, cfg.port, cfg.keepalive, clean_start=False, properties=props
+            )
+        else:
+            self._client.connect_async(cfg.host, cfg.port, cfg.keepalive)
+        self._client.loop_start()
+        if wait is not None and not self._subscribed.wait(wait):
+            self.stop(timeout=1)
+            raise TimeoutError(f"no MQTT subscription at {cfg.host}:{cfg.port} within {wait}s")
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in progress (replies and acks included), then disconnect. If the
+        database is still away after ``timeout`` seconds, give up: nothing more is
+        acknowledged, and the broker redelivers the rest to the next ingest with this id."""
+        self._stopping.set()
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+            if worker.is_alive():
+                self._abort.set()
+                worker.join(10)
+        client = self._client
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        metrics.CONNECTED.set(0)
+
+    def __enter__(self) -> Ingest:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def stats(self) -> IngestStats:
+        with self._lock:
+            snapshot = replace(self._stats, queued=self._queue.qsize() + len(self._carry))
+            snapshot.reply_latency = _percentiles(list(self._latencies))
+        return snapshot
+
+    def wait_idle(self, timeout: float = 30.0, quiet: float = 0.2) -> bool:
+        """Block until nothing arrived and nothing was in progress for ``quiet`` seconds
+        (tests: let the ingest finish what was published)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._idle.is_set() and self._queue.empty() and not self._carry:
+                time.sleep(quiet)
+                if self._idle.is_set() and self._queue.empty() and not self._carry:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    # --- MQTT ---------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        if cfg.protocol == "5":
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=cfg.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=cfg.client_id,
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+                manual_ack=True,
+            )
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls:
+            client.tls_set(
+                ca_certs=str(cfg.tls_ca_file) if cfg.tls_ca_file else None,
+                certfile=str(cfg.tls_cert_file) if cfg.tls_cert_file else None,
+                keyfile=str(cfg.tls_key_file) if cfg.tls_key_file else None,
+            )
+        client.reconnect_delay_set(cfg.reconnect_min, cfg.reconnect_max)
+        client.max_queued_messages_set(0)  # replies wait in the client while disconnected
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT connection refused: %s", reason)
+            return
+        with self._lock:
+            self._generation += 1
+            self._stats.connected = True
+        metrics.CONNECTED.set(1)
+        log.info(
+            "connected to %s:%s as %s (session present: %s)",
+            self.config.host,
+            self.config.port,
+            self.config.client_id,
+            flags.session_present,
+        )
+        group = self.config.shared_group
+        if self.config.protocol == "5":
+            options = SubscribeOptions(
+                qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+            )
+            client.subscribe([(shared(f, group), options) for f in INBOUND_FILTERS])
+        else:
+            client.subscribe([(shared(f, group), 1) for f in INBOUND_FILTERS])
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("MQTT subscription refused: %s", failed)
+        self._subscribed.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        with self._lock:
+            self._stats.connected = False
+        metrics.CONNECTED.set(0)
+        if not self._stopping.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._idle.clear()
+        self._queue.put(
+            Incoming(
+                topic=message.topic,
+                payload=bytes(message.payload),
+                received_at=self.ledger.clock(),
+                mid=message.mid,
+                qos=message.qos,
+                retain=bool(message.retain),
+                generation=self._generation,
+            )
+        )
+        with self._lock:
+            self._stats.received += 1
+
+    # --- the worker ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                batch = self._collect()
+                sweeps = self._due_sweeps()
+                if not batch and not sweeps:
+                    if self._queue.empty():
+                        self._idle.set()
+                    continue
+                processed = self._commit(batch, sweeps)
+                self._deliver(processed)
+        except _Aborted:
+            log.warning("stopped while the database was unavailable; nothing more acknowledged")
+        except Exception:
+            log.exception("the ingest worker failed; unacknowledged messages will be redelivered")
+        finally:
+            self._idle.set()
+
+    def _collect(self) -> list[Incoming]:
+        """What arrived together: messages put back last time first, then up to batch_max."""
+        cfg = self.config
+        batch, self._carry = self._carry[: cfg.batch_max], self._carry[cfg.batch_max :]
+        timeout = 0.0 if batch else min(0.2, max(0.0, self._next_sweep - time.monotonic()))
+        try:
+            batch.append(self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait())
+        except queue.Empty:
+            return batch
+        deadline = time.monotonic() + cfg.batch_wait
+        while len(batch) < cfg.batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        return batch
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        """Run ``work`` until the database lets it through (exponential backoff, forever,
+        unless stop() gives up). Errors that are not the database's propagate."""
+        delay = 0.1
+        while True:
+            try:
+                return work()
+            except Exception as error:
+                if not is_database_error(error):
+                    raise
+                with self._lock:
+                    self._stats.db_retries += 1
+                metrics.DB_RETRIES.inc()
+                log.warning("database unavailable (%s); trying again in %.1fs", error, delay)
+            if self._abort.wait(delay):
+                raise _Aborted
+            delay = min(delay * 2, self.config.retry_max)
+
+    def _commit(self, batch: list[Incoming], sweeps: list[Command]) -> Processed:
+        try:
+            return self._retrying(lambda: self.processor.process(batch, sweeps))
+        except _Aborted:
+            raise
+        except Exception:
+            log.exception("a batch of %d failed; handling its messages one by one", len(batch))
+        done = Processed([], [])
+        for incoming in batch:
+            try:
+                one = self._retrying(partial(self.processor.process, [incoming]))
+            except _Aborted:
+                raise
+            except Exception as error:
+                log.exception("message on %s failed; recording it as rejected", incoming.topic)
+                failed = self._retrying(partial(self.processor.reject_failed, incoming, error))
+                one = Processed([failed], [])
+            done.handled.extend(one.handled)
+            done.deferred.extend(one.deferred)
+        return done
+
+    def _deliver(self, processed: Processed) -> None:
+        """Replies first (QoS 1, not retained), then the acknowledgements."""
+        client = self._client
+        assert client is not None
+        now = time.monotonic()
+        latencies = []
+        for handled in processed.handled:
+            for reply in handled.replies:
+                client.publish(reply.topic, reply.payload, qos=1, retain=False)
+            if handled.replies:
+                latencies.append(now - handled.incoming.arrived)
+                metrics.REPLY_LATENCY.observe(latencies[-1])
+        generation = self._generation
+        for handled in processed.handled:
+            incoming = handled.incoming
+            if incoming.qos > 0 and incoming.generation == generation:
+                # A message from an earlier connection is redelivered on this one (same
+                # session); that copy is acknowledged when it has been handled.
+                client.ack(incoming.mid, incoming.qos)
+        self._carry.extend(processed.deferred)
+        self._count(processed, latencies)
+
+    def _count(self, processed: Processed, latencies: list[float]) -> None:
+        results = {"accepted": 0, "refused": 0, "rejected": 0, "duplicate": 0}
+        for handled in processed.handled:
+            results[handled.result] += 1
+            metrics.MESSAGES.labels(handled.topic, handled.result).inc()
+            if handled.result == "rejected" and handled.reason:
+                metrics.REJECTED.labels(handled.reason).inc()
+            if handled.station_id is not None and handled.result != "rejected":
+                self._stations.add(handled.station_id)  # known to the ledger: sweep it
+        with self._lock:
+            stats = self._stats
+            stats.batches += 1
+            stats.committed += len(processed.handled)
+            stats.accepted += results["accepted"]
+            stats.refused += results["refused"]
+            stats.rejected += results["rejected"]
+            stats.duplicates += results["duplicate"]
+            stats.replies += sum(len(h.replies) for h in processed.handled)
+            stats.deferred += len(processed.deferred)
+            stats.timed_out_sessions += processed.timed_out
+            self._latencies.extend(latencies)
+        now = time.monotonic()
+        self._rate.append((now, len(processed.handled)))
+        while self._rate and self._rate[0][0] < now - 10:
+            self._rate.popleft()
+        metrics.INGEST_RATE.set(sum(n for _, n in self._rate) / 10.0)
+
+    # --- session timeouts ---------------------------------------------------------------
+
+    def _due_sweeps(self) -> list[Command]:
+        """One TimeOutSessions per known station, every sweep_interval, at the ledger's time."""
+        interval = self.config.sweep_interval
+        now = time.monotonic()
+        if interval <= 0 or now < self._next_sweep:
+            return []
+        self._next_sweep = now + interval
+        try:
+            stations = self._known_stations(now)
+        except Exception as error:
+            log.debug("no session sweep this time: %s", error)
+            return []
+        at = self.ledger.clock()
+        return [TimeOutSessions(occurred_at=at, station_id=s) for s in sorted(stations)]
+
+    def _known_stations(self, now: float) -> set[str]:
+        if now - self._stations_read >= self.config.station_refresh:
+            with self.ledger.store.engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT DISTINCT originator_id FROM bss_events "
+                        "WHERE originator_id LIKE 'station:%'"
+                    )
+                ).all()
+            self._stations.update(str(r[0]).split(":", 1)[1] for r in rows)
+            self._stations_read = now
+        return set(self._stations)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    values.sort()
+
+    def at(q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+    return {
+        "p50": at(0.5),
+        "p95": at(0.95),
+        "p99": at(0.99),
+        "max": values[-1],
+        "mean": sum(values) / len(values),
+    }
