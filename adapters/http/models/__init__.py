@@ -1,0 +1,1 @@
+"""Request models (``XCreate``, ``XUpdate``) and response models (``XPublic``) per resource."""
