@@ -83,7 +83,7 @@ def problem_response(
     code: str,
     detail: str | None = None,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
@@ -94,7 +94,8 @@ def problem_response(
     }
     if request is not None:
         body["instance"] = request.url.path
-    body.update(extra)
+    for key, value in (extra or {}).items():
+        body[key if key not in body else f"{key}_"] = value  # never shadow a standard member
     return JSONResponse(
         jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_TYPE
     )
@@ -125,7 +126,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemException)
     async def _problem(request: Request, exc: ProblemException) -> JSONResponse:
         return problem_response(
-            request, exc.status, exc.code, exc.detail, headers=exc.headers or None, **exc.extra
+            request, exc.status, exc.code, exc.detail, headers=exc.headers or None, extra=exc.extra
         )
 
     @app.exception_handler(DomainError)
@@ -133,9 +134,9 @@ def install(app: FastAPI) -> None:
         status = domain_status(exc)
         if status == 500:
             log.error("internal error in %s %s: %s", request.method, request.url.path, exc)
-        extra = _jsonable_ids(exc.ids)
-        extra.pop("code", None)
-        return problem_response(request, status, exc.code, exc.message, **extra)
+        return problem_response(
+            request, status, exc.code, exc.message, extra=_jsonable_ids(exc.ids)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -146,7 +147,7 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
         return problem_response(
-            request, 422, "invalid_request", f"{where}: {first['msg']}", errors=errors
+            request, 422, "invalid_request", f"{where}: {first['msg']}", extra={"errors": errors}
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -179,7 +180,7 @@ def install(app: FastAPI) -> None:
             500,
             "internal_error",
             f"unexpected error (id {error_id}); it was logged",
-            error_id=error_id,
+            extra={"error_id": error_id},
         )
 
 
