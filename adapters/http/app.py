@@ -130,7 +130,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "type": "http",
         "scheme": "bearer",
     }
-    for route in app.routes:
+    # The routers' own routes (FastAPI may wrap included routers in app.routes).
+    routes = [r for module in ROUTERS for r in module.router.routes]
+    for route in routes:
         if not isinstance(route, APIRoute):
             continue
         roles = route_roles(route)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
@@ -25,23 +23,11 @@ LATENCY = Histogram(
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._routes: dict[tuple[str, str], str] = {}
 
-    def _route(self, scope: Scope) -> str:
-        key = (scope["method"], scope["path"])
-        found = self._routes.get(key)
-        if found is not None:
-            return found
-        template = "unmatched"
-        router: Any = scope["app"].router
-        for route in router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                template = getattr(route, "path", "unmatched")
-                break
-        if len(self._routes) < 5000 and template != "unmatched" and "{" not in template:
-            self._routes[key] = template
-        return template
+    @staticmethod
+    def _route(scope: Scope) -> str:
+        """The matched route's template (the router records it in the scope)."""
+        return str(getattr(scope.get("route"), "path", None) or "unmatched")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
