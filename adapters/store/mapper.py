@@ -1,20 +1,14 @@
-"""Domain events <-> stored events: eventsourcing's Mapper with its JSON transcoder."""
+"""Domain events <-> stored events: eventsourcing's Mapper, with its JSON format written by
+orjson (see transcoder.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    Mapper,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import Mapper
+
+from adapters.store.transcoder import OrjsonTranscoder
 
 
 def make_mapper() -> Mapper[Any]:
-    transcoder = JSONTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
-    return Mapper(transcoder=transcoder)
+    return Mapper(transcoder=OrjsonTranscoder())

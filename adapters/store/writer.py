@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pymysql.converters import escape_bytes, escape_string
 from sqlalchemy.engine import Engine
 
 from adapters.store.engine import is_transient
@@ -129,27 +130,54 @@ class MySQLWriter(Writer):
         commands: list[tuple[Any, ...]],
         last: int,
     ) -> None:
-        conn = self._conn
-        escape = conn.escape
         parts: list[str] = []
         if rows:
+            stamp = _literal_time(rows[0][5])
             parts.append(
                 "INSERT INTO bss_events "
                 "(id, originator_id, originator_version, topic, state, recorded_at) VALUES "
-                + ",".join("(" + ",".join(escape(v) for v in row) + ")" for row in rows)
+                + ",".join(
+                    f"({int(r[0])},{_literal_str(r[1])},{int(r[2])},{_literal_topic(r[3])},"
+                    f"{escape_bytes(r[4])},{stamp})"
+                    for r in rows
+                )
             )
-            parts.append(
-                f"UPDATE bss_append_head SET last_id = {int(last)} WHERE name = {escape(LOG_NAME)}"
-            )
+            parts.append(f"UPDATE bss_append_head SET last_id = {int(last)} WHERE name = 'events'")
         if commands:
+            stamp = _literal_time(commands[0][3])
             parts.append(
                 "INSERT INTO bss_commands (command_key, position, outcome, recorded_at) VALUES "
-                + ",".join("(" + ",".join(escape(v) for v in row) + ")" for row in commands)
+                + ",".join(
+                    f"({_literal_str(c[0])},{int(c[1])},{escape_bytes(c[2])},{stamp})"
+                    for c in commands
+                )
             )
         parts.append("COMMIT")
         cur.execute(";".join(parts))
         while cur.nextset():
             pass
+
+
+# Literals for the multi-statement append. The connection's charset is utf8mb4 and
+# NO_BACKSLASH_ESCAPES is off (PyMySQL's own escaping makes the same assumption).
+
+
+def _literal_str(value: str) -> str:
+    return "'" + escape_string(value) + "'"
+
+
+_topics: dict[str, str] = {}
+
+
+def _literal_topic(topic: str) -> str:
+    literal = _topics.get(topic)
+    if literal is None:
+        literal = _topics[topic] = _literal_str(topic)
+    return literal
+
+
+def _literal_time(moment: datetime) -> str:
+    return "'" + moment.strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
 
 
 class SQLiteWriter(Writer):
