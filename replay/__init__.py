@@ -1,0 +1,1 @@
+"""Replay: rebuild read models from the stored events (rebuild.py)."""
