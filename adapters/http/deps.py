@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Header, Query, Request, Response
 from sqlalchemy.engine import Engine
 
@@ -22,18 +23,20 @@ from adapters.http.state import ApiState
 from adapters.http.tokens import Role
 from ledger.service import Ledger
 
+# Trivial dependencies are ``async`` so FastAPI does not send each to the thread pool.
 
-def get_state(request: Request) -> ApiState:
+
+async def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.api
     return state
 
 
-def get_ledger(request: Request) -> Ledger:
-    return get_state(request).ledger
+async def get_ledger(request: Request) -> Ledger:
+    return (await get_state(request)).ledger
 
 
-def get_engine(request: Request) -> Engine:
-    return get_state(request).engine
+async def get_engine(request: Request) -> Engine:
+    return (await get_state(request)).engine
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]
@@ -64,7 +67,7 @@ AnalyticsReaders = Annotated[Principal, Depends(require(Role.auditor, Role.analy
 def fresh(*models: str) -> Callable[..., Any]:
     """A dependency: honour ``?after=<position>`` for queries reading ``models``."""
 
-    def wait(
+    async def wait(
         state: StateDep,
         response: Response,
         after: Annotated[
@@ -77,7 +80,8 @@ def fresh(*models: str) -> Callable[..., Any]:
             ),
         ] = None,
     ) -> None:
-        consistency.wait_for(state, after, models, response)
+        if after is not None:
+            await anyio.to_thread.run_sync(consistency.wait_for, state, after, models, response)
 
     return wait
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -62,6 +63,7 @@ def _unauthorized(detail: str) -> ProblemException:
 
 
 def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller of a request (401 without a valid token). May read the token table."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("a bearer token is required (bss tokens create)")
     tokens = request.app.state.api.tokens
@@ -71,18 +73,28 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     return Principal(info.token_id, info.name, info.role)
 
 
+async def authenticate_async(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """:func:`authenticate` off the event loop when the token table must be read."""
+    tokens = request.app.state.api.tokens
+    if credentials is None or tokens.is_cached(credentials.credentials):
+        return authenticate(request, credentials)
+    return await anyio.to_thread.run_sync(authenticate, request, credentials)
+
+
 class RoleGuard:
     """A dependency admitting admin plus ``roles``; returns the Principal."""
 
     def __init__(self, roles: tuple[Role, ...]) -> None:
         self.roles = (Role.admin, *(r for r in roles if r is not Role.admin))
 
-    def __call__(
+    async def __call__(
         self,
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     ) -> Principal:
-        principal = authenticate(request, credentials)
+        principal = await authenticate_async(request, credentials)
         if principal.role not in self.roles:
             raise ProblemException(
                 403,

@@ -133,6 +133,15 @@ class TokenStore:
                 self._cache.pop(token_id, None)
         return ids
 
+    def is_cached(self, token: str) -> bool:
+        """Whether :meth:`verify` can answer without the database."""
+        token_id = _parse(token)
+        if token_id is None:
+            return True
+        with self._lock:
+            cached = self._cache.get(token_id)
+        return cached is not None and cached[0] >= time.monotonic()
+
     def verify(self, token: str) -> TokenInfo | None:
         """The active token this is, or None (unknown, malformed, revoked or wrong secret)."""
         token_id = _parse(token)

@@ -9,6 +9,7 @@ import base64
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -401,16 +402,16 @@ def test_plans_bills_and_payments(mysql_api: Api) -> None:
     assert same["data"] == {"changed": False}
     changed = api.ok(api.put(f"/api/plans/{pid}", {"monthly_fee": "25.50"}))
     plan = api.ok(api.get(f"/api/plans/{pid}", params={"after": changed["position"]}))
-    assert plan["monthly_fee"] == "25.50"
+    assert Decimal(plan["monthly_fee"]) == Decimal("25.50")
     assert plan["name"] == "Basic"
     assert pid in [p["id"] for p in api.ok(api.get("/api/plans"))]
     uid, _ = rider(api, plan_id=pid)
     last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     closed = api.ok(api.post("/api/billing/close", {"user_id": uid, "month": last_month}))
-    assert closed["data"]["amount_due"] == "25.50"
+    assert Decimal(closed["data"]["amount_due"]) == Decimal("25.50")
     bill = api.ok(api.get(f"/api/billing/{uid}/{last_month}", params={"after": closed["position"]}))
     assert bill["status"] == "closed"
-    assert bill["amount_due"] == "25.50"
+    assert Decimal(bill["amount_due"]) == Decimal("25.50")
     paid = api.ok(
         api.post(
             f"/api/billing/{uid}/{last_month}/payments", {"amount": "25.50", "reference": "tx-1"}

@@ -26,22 +26,23 @@ def projection_health(state: ApiState, head: int) -> list[ProjectionHealth]:
     try:
         from projections.status import projection_status
     except ModuleNotFoundError:
-        projection_status = None
-    if projection_status is not None:
-        rows: list[dict[str, Any]] = list(projection_status(state.ledger.store))  # type: ignore[arg-type]
-        found = []
-        for r in rows:
-            position = int(r.get("position") or 0)
-            lag = r.get("lag")
-            found.append(
-                ProjectionHealth(
-                    name=str(r.get("name") or r.get("model")),
-                    position=position,
-                    lag=int(lag) if lag is not None else max(0, head - position),
-                    tracking=r.get("tracking"),
-                )
+        return _from_tracking(state, head)
+    found = []
+    for r in projection_status(state.ledger.store):
+        position = int(r.get("position") or 0)
+        lag = r.get("lag")
+        found.append(
+            ProjectionHealth(
+                name=str(r.get("name") or r.get("model")),
+                position=position,
+                lag=int(lag) if lag is not None else max(0, head - position),
+                tracking=r.get("tracking"),
             )
-        return found
+        )
+    return found
+
+
+def _from_tracking(state: ApiState, head: int) -> list[ProjectionHealth]:
     from readmodels.generations import ACTIVE
     from readmodels.schema import MODELS, tracking_name
 

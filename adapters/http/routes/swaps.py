@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from adapters.http import reads, writes
+from adapters.http import consistency, reads, writes
 from adapters.http.deps import (
     Cursor,
     EngineDep,
@@ -17,12 +17,14 @@ from adapters.http.deps import (
     Limit,
     Operators,
     Readers,
+    StateDep,
     fresh,
 )
 from adapters.http.models.common import Page, WriteReceipt
 from adapters.http.models.swaps import SwapCorrection, SwapCreate, SwapOutcome, SwapPublic
 from adapters.http.problems import ERROR_RESPONSES, ProblemException
 from adapters.http.security import mask_rfid
+from adapters.http.state import ApiState
 from domain.commands import AuthorizeCard, CompleteSwap, CorrectSwap, InitiateSwap
 from ledger.service import Ledger, Result
 from readmodels import riders as rider_model
@@ -77,8 +79,13 @@ def get_swap(swap_id: SwapId, engine: EngineDep, who: Readers) -> SwapPublic:
     return SwapPublic.of(row, who)
 
 
-def _card_of(engine: object, user_id: str) -> str:
-    found = reads.call(rider_model.list_cards, engine, rider_id=user_id, status="active", limit=1)
+def _card_of(state: ApiState, user_id: str, response: Response) -> str:
+    # The rider may have been registered a moment ago: read the cards as of the head.
+    head = state.ledger.recorder.head()
+    consistency.wait_for(state, head, ("riders",), response)
+    found = reads.call(
+        rider_model.list_cards, state.engine, rider_id=user_id, status="active", limit=1
+    )
     if not found["items"]:
         raise ProblemException(422, "no_active_card", f"user {user_id!r} has no active card")
     return str(found["items"][0]["rfid_code"])
@@ -95,13 +102,13 @@ def _step(ledger: Ledger, command: object, key: str | None, step: str) -> Result
 def create_swap(
     body: SwapCreate,
     ledger: LedgerDep,
-    engine: EngineDep,
+    state: StateDep,
     who: Operators,
     response: Response,
     key: IdempotencyKey = None,
 ) -> WriteReceipt:
     """Record a manual swap (auth, return check, issue) under the same rules as a station."""
-    rfid = body.rfid_code or _card_of(engine, body.user_id or "")
+    rfid = body.rfid_code or _card_of(state, body.user_id or "", response)
     at = writes.now(ledger)
     new_session = f"api-{secrets.token_hex(8)}"
     auth = _step(
