@@ -253,6 +253,14 @@ class Battery(Aggregate):
         return self.reading["soh"]
 
     @property
+    def temperature(self) -> float | None:
+        return self.reading["temperature"]
+
+    @property
+    def voltage(self) -> float | None:
+        return self.reading["voltage"]
+
+    @property
     def cycle_count(self) -> int | None:
         return self.reading["cycle_count"]
 

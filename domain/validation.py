@@ -14,13 +14,15 @@ from typing import Any
 
 from domain.base import InvalidCommand
 
+MAX_TEXT = 1000
+
 
 def text(field: str, value: Any) -> str:
-    """A required, non-blank string (surrounding spaces removed)."""
+    """A required, non-blank string (surrounding spaces removed), at most MAX_TEXT long."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidCommand(field, "is required")
-    if len(value) > 200:
-        raise InvalidCommand(field, "is longer than 200 characters")
+    if len(value) > MAX_TEXT:
+        raise InvalidCommand(field, f"is longer than {MAX_TEXT} characters")
     return value.strip()
 
 

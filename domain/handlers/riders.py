@@ -25,13 +25,16 @@ from domain.plan import Plan
 from domain.rider import PERSONAL_FIELDS, Rider
 
 
-def _personal(given: Any, base: dict[str, str | None]) -> dict[str, str | None]:
-    """Merge given personal fields into ``base``; every known field is present in the result."""
+def _personal(given: Any, base: Any) -> dict[str, str | None]:
+    """Merge given personal fields into ``base``; every known field is present in the result.
+    ``base`` is whatever the ledger decrypted (not a dict once the rider was erased: then
+    the merge starts from nothing)."""
     if not isinstance(given, dict):
         raise InvalidCommand("personal", "must be an object of text fields")
     unknown = sorted(set(given) - set(PERSONAL_FIELDS))
     if unknown:
         raise InvalidCommand("personal", f"unknown fields {unknown}")
+    base = base if isinstance(base, dict) else {}
     merged = {name: base.get(name) for name in PERSONAL_FIELDS}
     for name, value in given.items():
         if value is not None and not isinstance(value, str):
