@@ -102,3 +102,25 @@ def test_decision_events_carry_the_policy_version(cls) -> None:
     names = {f.name for f in dataclasses.fields(cls)}
     if cls.__qualname__ in DECISIONS:
         assert "policy_version" in names
+
+
+def test_every_command_has_a_handler() -> None:
+    from domain.commands import Command
+    from domain.handlers import HANDLERS
+
+    def subclasses(cls: type) -> list[type]:
+        return [sub for direct in cls.__subclasses__() for sub in (direct, *subclasses(direct))]
+
+    missing = [c.__name__ for c in subclasses(Command) if c not in HANDLERS]
+    assert missing == []
+
+
+def test_every_reason_code_is_asserted_somewhere_in_these_tests() -> None:
+    from pathlib import Path
+
+    from domain.reasons import Reason
+
+    here = Path(__file__).parent
+    sources = "".join(p.read_text() for p in here.glob("test_*.py") if p.name != "test_events.py")
+    untested = [r.value for r in Reason if f'"{r.value}"' not in sources]
+    assert untested == []
