@@ -72,8 +72,8 @@ class SwapSession(Aggregate):
         """Rules 7-10 passed for the returned battery."""
 
         battery_id: str
-        soc: float
-        soh: float
+        soc: float | None
+        soh: float | None
         temperature: float | None
         voltage: float | None
         policy_version: int
