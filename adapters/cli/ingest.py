@@ -42,6 +42,9 @@ def ingest(
         None, help="Subscribe as $share/<group>/... (BSS_MQTT_SHARED_GROUP)."
     ),
     protocol: str = typer.Option("5", help="MQTT protocol: 5 (default) or 3.1.1."),
+    session_expiry: int | None = typer.Option(
+        None, help="MQTT 5 session expiry in seconds (default: the session never expires)."
+    ),
     batch_max: int = typer.Option(200, help="Most messages in one transaction."),
     sweep_interval: float = typer.Option(
         5.0, help="Seconds between session timeout sweeps (0: no sweeps)."
@@ -76,6 +79,7 @@ def ingest(
         ("port", port),
         ("client_id", client_id),
         ("shared_group", shared_group),
+        ("session_expiry", session_expiry),
     ):
         if value is not None:
             overrides[name] = value

@@ -112,6 +112,7 @@ class IngestStats:
     duplicates: int = 0  # answered from their idempotency key, nothing appended
     batches: int = 0
     replies: int = 0
+    acked: int = 0  # acknowledgements sent (QoS 1 messages, after their commit)
     db_retries: int = 0
     deferred: int = 0  # put back after repeated conflicts with other writers
     timed_out_sessions: int = 0
@@ -318,6 +319,8 @@ class Ingest:
         failed = [r for r in reasons if r.is_failure]
         if failed:
             log.error("MQTT subscription refused: %s", failed)
+        else:
+            log.info("subscribed to %d topic filters at QoS 1", len(reasons))
         self._subscribed.set()
 
     def _on_disconnect(
@@ -441,16 +444,18 @@ class Ingest:
                 latencies.append(now - handled.incoming.arrived)
                 metrics.REPLY_LATENCY.observe(latencies[-1])
         generation = self._generation
+        acked = 0
         for handled in processed.handled:
             incoming = handled.incoming
             if incoming.qos > 0 and incoming.generation == generation:
                 # A message from an earlier connection is redelivered on this one (same
                 # session); that copy is acknowledged when it has been handled.
                 client.ack(incoming.mid, incoming.qos)
+                acked += 1
         self._carry.extend(processed.deferred)
-        self._count(processed, latencies)
+        self._count(processed, latencies, acked)
 
-    def _count(self, processed: Processed, latencies: list[float]) -> None:
+    def _count(self, processed: Processed, latencies: list[float], acked: int) -> None:
         results = {"accepted": 0, "refused": 0, "rejected": 0, "duplicate": 0}
         for handled in processed.handled:
             results[handled.result] += 1
@@ -468,6 +473,7 @@ class Ingest:
             stats.rejected += results["rejected"]
             stats.duplicates += results["duplicate"]
             stats.replies += sum(len(h.replies) for h in processed.handled)
+            stats.acked += acked
             stats.deferred += len(processed.deferred)
             stats.timed_out_sessions += processed.timed_out
             self._latencies.extend(latencies)

@@ -15,14 +15,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import select
 
 from adapters.mqtt import keys, rejections, topics
 from adapters.mqtt.protocol import MAX_ID, Inbound, ProtocolError, load_object, validate
 from adapters.mqtt.replies import Outgoing, Request, rejection_replies, replies_to
 from adapters.mqtt.topics import Kind
 from adapters.mqtt.translate import Arrival, is_v2, new_session_id, to_command
+from adapters.store.schema import commands
 from domain.base import ConcurrencyConflict, DomainError, Outcome
 from domain.battery import Battery
 from domain.card import Card
@@ -31,7 +34,7 @@ from domain.policy import Policy
 from domain.rider import Rider
 from domain.session import SwapSession
 from domain.station import Station
-from ledger.service import Ledger, Result
+from ledger.service import Ledger, Result, normalise_key
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,12 @@ class _Work:
     result: Result | None = None
 
     @property
+    def stored_key(self) -> str:
+        """The idempotency key its command (or its rejection) is stored under."""
+        key = self.key if self.command is not None else keys.rejection_key(self.key)
+        return normalise_key(key)
+
+    @property
     def label(self) -> str:
         return self.kind.value if self.kind is not None else "unknown"
 
@@ -121,7 +130,8 @@ class BatchProcessor:
         self._reject_refused(works)
         done = [w for w in works if not _conflicted(w.result)]
         deferred = [w.incoming for w in works if _conflicted(w.result)]
-        return Processed([self._handled(w) for w in done], deferred, timed_out)
+        times = self._recorded_times(done)
+        return Processed([self._handled(w, times) for w in done], deferred, timed_out)
 
     def parse(self, incoming: Incoming) -> _Work:
         """Topic, payload and command of a message, or the reason it is rejected."""
@@ -157,7 +167,7 @@ class BatchProcessor:
         work.command = None
         work.rejection = ("internal_error", f"the ledger failed on this message: {error!r}")
         work.result = self.ledger.execute_many([self._item(work)])[0]
-        return self._handled(work)
+        return self._handled(work, self._recorded_times([work]))
 
     # --- steps --------------------------------------------------------------------------
 
@@ -209,17 +219,31 @@ class BatchProcessor:
         for work, result in zip(refused, results, strict=True):
             work.result = result
 
-    def _handled(self, work: _Work) -> Handled:
+    def _recorded_times(self, works: list[_Work]) -> dict[str, str]:
+        """When the ledger recorded each work's idempotency key (the replies' timestamp): one
+        query for the batch, so a repeat, answered from the stored key, says the same."""
+        wanted = sorted({w.stored_key for w in works})
+        if not wanted:
+            return {}
+        query = select(commands.c.command_key, commands.c.recorded_at).where(
+            commands.c.command_key.in_(wanted)
+        )
+        with self.ledger.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {str(key): _iso(at) for key, at in rows}
+
+    def _handled(self, work: _Work, times: dict[str, str]) -> Handled:
         result = work.result
         assert result is not None
+        recorded_at = times.get(work.stored_key) or _iso(work.incoming.received_at)
         if work.rejection is not None:
-            return self._handled_rejection(work, result)
+            return self._handled_rejection(work, result, recorded_at)
         assert result.outcome is not None
         assert work.station_id is not None
         assert work.kind is not None
         assert work.body is not None
         assert work.data is not None
-        request = Request(work.station_id, work.kind, work.data, is_v2(work.body))
+        request = Request(work.station_id, work.kind, work.data, is_v2(work.body), recorded_at)
         outcome = result.outcome
         status = "duplicate" if result.duplicate else ("accepted" if outcome.ok else "refused")
         return Handled(
@@ -230,7 +254,7 @@ class BatchProcessor:
             work.station_id,
         )
 
-    def _handled_rejection(self, work: _Work, result: Result) -> Handled:
+    def _handled_rejection(self, work: _Work, result: Result, recorded_at: str) -> Handled:
         reason, message = work.rejection or ("internal_error", "")
         outcome = result.outcome
         if outcome is None:
@@ -244,7 +268,15 @@ class BatchProcessor:
                 topic=work.incoming.topic,
                 received_at=work.incoming.received_at.isoformat(),
             )
-        replies = rejection_replies(work.station_id, work.kind, work.data, outcome)
+        replies: list[Outgoing] = []
+        if work.station_id is not None:
+            request = Request(
+                work.station_id,
+                work.kind or Kind.STATION_STATUS,
+                work.data or {},
+                recorded_at=recorded_at,
+            )
+            replies = rejection_replies(request, work.kind, outcome)
         status = "duplicate" if result.duplicate else "rejected"
         return Handled(work.incoming, replies, status, work.label, work.station_id, reason)
 
@@ -257,6 +289,13 @@ class BatchProcessor:
         if rider is None:
             return None
         return rider.personal.get("name")
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 UTC with microseconds and ``Z`` (naive values from the store are UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _conflicted(result: Result | None) -> bool:

@@ -1,11 +1,12 @@
 """Replies to stations, rendered from the stored Outcome (PROTOCOL.md bodies, field order kept).
 
-A reply is a pure function of the request and the Outcome the ledger stored with the
-request's idempotency key, so a redelivered request gets the original reply byte for byte.
-Timestamps: a reply to a request echoes the request's ``timestamp`` as it was sent (the v1 auth
-reply must; the others do the same so a station can match replies without message ids); an
-error about a rejected message carries the time the ledger received it (stored with the
-rejection). v2 replies carry ``in_reply_to`` when the request had a ``message_id``.
+A reply is a pure function of the request, the Outcome the ledger stored with the request's
+idempotency key, and the time the ledger recorded that key, so a redelivered request gets the
+original reply byte for byte. ``timestamp``: the auth response echoes the request's timestamp
+as it was sent (v1 stations expect that); every other reply carries the time the ledger
+recorded the request (``bss_commands.recorded_at``, ISO 8601 UTC with ``Z``), which is the
+same for every repeat. v2 replies carry ``in_reply_to`` when the request had a
+``message_id``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Request:
     kind: Kind
     data: dict[str, Any]  # the payload object as received
     v2: bool = False  # the message named its message or session
+    recorded_at: str | None = None  # when the ledger recorded the request (reply timestamps)
 
     @property
     def message_id(self) -> str | None:
@@ -47,7 +49,14 @@ class Request:
 
     @property
     def timestamp(self) -> Any:
+        """The request's own timestamp, as sent (echoed by auth responses)."""
         return self.data.get("timestamp")
+
+    @property
+    def echo(self) -> Any:
+        """What an auth response echoes: the request's timestamp, else the ledger's time."""
+        value = self.timestamp
+        return value if isinstance(value, str) else self.recorded_at
 
 
 def encode(body: dict[str, Any]) -> bytes:
@@ -87,7 +96,7 @@ def auth_reply(
         "rfidCard": {"rfid_code": request.data.get("rfid"), "user_id": user["id"], "user": user},
         "user": dict(user),
         "message": ACCESS_GRANTED,
-        "timestamp": request.timestamp,
+        "timestamp": request.echo,
     }
     return _send(request, topic, body)
 
@@ -97,7 +106,7 @@ def auth_failure(message: str | None, reason: str | None, request: Request) -> d
         "status": "failure",
         "message": message,
         "reason": reason,
-        "timestamp": request.timestamp,
+        "timestamp": request.echo,
     }
 
 
@@ -115,7 +124,7 @@ def decision_replies(request: Request, outcome: Outcome) -> list[Outgoing]:
     for name in ("battery_out_id", "slot_out"):
         if outcome.ok and data.get(name) is not None:
             body[name] = data[name]
-    body["timestamp"] = request.timestamp
+    body["timestamp"] = request.recorded_at
     replies = [_send(request, Reply.SWAP_DECISION, body)]
     if not outcome.ok and not request.v2:
         replies.append(swap_error(request, outcome.reason, outcome.message))
@@ -130,13 +139,13 @@ def completion_reply(request: Request, outcome: Outcome) -> Outgoing:
         "status": "success",
         "message": SWAP_RECORDED,
         "swap_id": outcome.data["swap_id"],
-        "timestamp": request.timestamp,
+        "timestamp": request.recorded_at,
     }
     return _send(request, Reply.SWAP_CONFIRMATION, body)
 
 
 def swap_error(request: Request, code: str | None, message: str | None) -> Outgoing:
-    body = {"status": "error", "message": message, "error": code, "timestamp": request.timestamp}
+    body = {"status": "error", "message": message, "error": code, "timestamp": request.recorded_at}
     return _send(request, Reply.SWAP_ERROR, body)
 
 
@@ -154,21 +163,11 @@ def replies_to(
     return []
 
 
-def rejection_replies(
-    station_id: str | None,
-    kind: Kind | None,
-    data: dict[str, Any] | None,
-    outcome: Outcome,
-) -> list[Outgoing]:
-    """``bss/{s}/error`` for a rejected message (where the station is known). A v1 request
-    that waits for an answer on its own reply topic gets that too, so it does not hang: a
-    failure auth response, or ``swap/error`` (timestamp echoed when the request had a text
-    one, else the time the ledger received it)."""
-    if station_id is None:
-        return []
+def rejection_replies(request: Request, kind: Kind | None, outcome: Outcome) -> list[Outgoing]:
+    """``bss/{s}/error`` for a rejected message. A v1 request that waits for an answer on
+    its own reply topic gets that too, so it does not hang: a failure auth response, or
+    ``swap/error``."""
     code, message = outcome.data["reason"], outcome.data["message"]
-    received_at = outcome.data["received_at"]
-    request = Request(station_id, kind or Kind.STATION_STATUS, data or {})
     body: dict[str, Any] = {
         "status": "error",
         "error": code,
@@ -177,15 +176,11 @@ def rejection_replies(
     }
     if request.message_id is not None:
         body["in_reply_to"] = request.message_id
-    body["timestamp"] = received_at
-    replies = [Outgoing(reply_topic(station_id, Reply.ERROR), encode(body))]
-    if isinstance(request.timestamp, str):
-        echo = request
-    else:
-        echo = Request(station_id, request.kind, {**request.data, "timestamp": received_at})
+    body["timestamp"] = request.recorded_at
+    replies = [Outgoing(reply_topic(request.station_id, Reply.ERROR), encode(body))]
     if kind in (Kind.AUTH, Kind.AUTH_README):
         topic = Reply.AUTH if kind is Kind.AUTH else Reply.AUTH_README
-        replies.append(_send(echo, topic, auth_failure(message, code, echo)))
+        replies.append(_send(request, topic, auth_failure(message, code, request)))
     elif kind in (Kind.SWAP_INITIATE, Kind.SWAP_ACTIVITY, Kind.SWAP_RESULT):
-        replies.append(swap_error(echo, code, message))
+        replies.append(swap_error(request, code, message))
     return replies
