@@ -240,6 +240,11 @@ class Ingest:
             snapshot.reply_latency = _percentiles(list(self._latencies))
         return snapshot
 
+    def status(self) -> dict[str, Any]:
+        """The current stats as a dict (a callable for the API: ``ingest_status=ingest.status``;
+        ``ingest.stats.as_dict`` would be a snapshot frozen at the moment it was taken)."""
+        return self.stats.as_dict()
+
     def wait_idle(self, timeout: float = 30.0, quiet: float = 0.2) -> bool:
         """Block until nothing arrived and nothing was in progress for ``quiet`` seconds
         (tests: let the ingest finish what was published)."""
