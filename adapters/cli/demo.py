@@ -172,12 +172,11 @@ class _Parts:
             except (ModuleNotFoundError, ImportError):
                 from adapters.http.server import start_api
 
-                status = self.ingest.stats.as_dict if self.ingest is not None else None
                 self.api = start_api(
                     settings,
                     self.ledger,
                     background=True,
-                    ingest_status=status,
+                    ingest_status=self.ingest.status if self.ingest is not None else None,
                     log_level="warning",
                 )
         except ModuleNotFoundError:
