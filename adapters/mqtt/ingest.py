@@ -339,9 +339,13 @@ class Ingest:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._idle.clear()
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # brokers refuse such topics; never let one stop the loop
+            topic = bytes(message._topic).decode("utf-8", "replace")
         self._queue.put(
             Incoming(
-                topic=message.topic,
+                topic=topic,
                 payload=bytes(message.payload),
                 received_at=self.ledger.clock(),
                 mid=message.mid,

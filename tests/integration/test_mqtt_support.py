@@ -180,11 +180,24 @@ class Received:
 class StationClient:
     """One MQTT connection that publishes as stations and records every reply it sees."""
 
-    def __init__(self, host: str, port: int, filters: tuple[str, ...] = ("bss/+/#",)) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        filters: tuple[str, ...] = ("bss/+/#",),
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
+    ) -> None:
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"station-{token()}")
         self.client.on_message = self._on_message
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
         self.client.connect(host, port)
         self.client.loop_start()
         for topic_filter in filters:
@@ -504,3 +517,62 @@ class IngestProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+def certificates(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for ``host`` signed by it: (ca, cert, key)."""
+    import ipaddress
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def build(subject: str, issuer: x509.Name, key: Any) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now() - timedelta(minutes=5))
+            .not_valid_after(now() + timedelta(days=1))
+        )
+
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = (
+        build("ingest test CA", name("ingest test CA"), ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        build(host, ca.subject, server_key)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    paths[2].chmod(0o600)
+    return paths
