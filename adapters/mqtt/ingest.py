@@ -434,7 +434,15 @@ class Ingest:
                 raise
             except Exception as error:
                 log.exception("message on %s failed; recording it as rejected", incoming.topic)
-                failed = self._retrying(partial(self.processor.reject_failed, incoming, error))
+                try:
+                    failed = self._retrying(partial(self.processor.reject_failed, incoming, error))
+                except _Aborted:
+                    raise
+                except Exception:
+                    # Not even its rejection could be recorded: leave it unacknowledged (the
+                    # broker redelivers it after a reconnect) rather than lose it silently.
+                    log.exception("could not record the failed message on %s", incoming.topic)
+                    continue
                 one = Processed([failed], [])
             done.handled.extend(one.handled)
             done.deferred.extend(one.deferred)

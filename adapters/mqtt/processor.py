@@ -163,7 +163,15 @@ class BatchProcessor:
 
     def reject_failed(self, incoming: Incoming, error: BaseException) -> Handled:
         """Record a message this code failed on (a bug) as rejected: internal_error."""
-        work = self.parse(incoming)
+        try:
+            work = self.parse(incoming)
+        except Exception:  # the bug may sit in parsing itself: the topic alone is enough
+            station_id, kind = topics.parse(incoming.topic)
+            if station_id is None or len(station_id) > MAX_ID:
+                key, station_id, kind = keys.raw_key(incoming.topic, incoming.payload), None, None
+            else:
+                key = keys.message_key(station_id, incoming.topic, None, incoming.payload)
+            work = _Work(incoming, station_id, kind, key)
         work.command = None
         work.rejection = ("internal_error", f"the ledger failed on this message: {error!r}")
         work.result = self.ledger.execute_many([self._item(work)])[0]
