@@ -185,9 +185,9 @@ class _Parts:
         except Exception as error:  # a taken port must not stop the rest of the demo
             self.api_note = f"did not start: {error}"
             return
-        self.api_url = getattr(self.api, "url", None) or (
-            f"http://{_browser_host(settings.http_host)}:{settings.http_port}"
-        )
+        url = getattr(self.api, "url", None) or f"http://{settings.http_host}:{settings.http_port}"
+        host, _, port = url.removeprefix("http://").rpartition(":")
+        self.api_url = f"http://{_browser_host(host)}:{port}"
 
     def stop(self) -> None:
         """Simulator already stopped: let the ingest finish, then stop the rest."""
