@@ -90,6 +90,13 @@ def api(
         envvar="BSS_METRICS_PUBLIC",
         help="Serve /metrics without a token (default: any valid token).",
     ),
+    read_cache_seconds: float = typer.Option(
+        0.02,
+        "--read-cache-seconds",
+        envvar="BSS_READ_CACHE_SECONDS",
+        help="Cache answers until their read models move, positions re-read at most this "
+        "often; 0 turns the cache off.",
+    ),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log"),
 ) -> None:
     """Serve the HTTP API (queries, admin commands, live streams) with uvicorn."""
@@ -105,7 +112,7 @@ def api(
         settings,
         host=host,
         port=port,
-        options=ApiOptions(metrics_public=public_metrics),
+        options=ApiOptions(metrics_public=public_metrics, read_cache_seconds=read_cache_seconds),
         access_log=access_log,
     )
 

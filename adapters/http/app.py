@@ -11,7 +11,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
-from adapters.http import problems
+from adapters.http import consistency, problems
+from adapters.http.cache import PositionCache, ResponseCache
 from adapters.http.middleware import MetricsMiddleware
 from adapters.http.routes import (
     analytics,
@@ -96,6 +97,12 @@ def create_app(
         redoc_url=None,
     )
     app.state.api = state
+    from readmodels.schema import MODELS
+
+    positions = PositionCache(
+        lambda: consistency.positions(state, MODELS), ttl=state.options.read_cache_seconds
+    )
+    state.cache = ResponseCache(positions, enabled=state.options.read_cache_seconds > 0)
     state.hub = StreamHub(state)  # replaced at startup; here for apps used without lifespan
     problems.install(app)
     for module in ROUTERS:

@@ -20,6 +20,9 @@ class ApiOptions:
     """Serve /metrics without a token (for a scraper on a private network); else any role."""
     read_wait_seconds: float = 2.0
     """How long a query with ``?after=`` waits for its read model to reach that position."""
+    read_cache_seconds: float = 0.02
+    """Answers are cached until their read models move, positions re-read at most this
+    often; 0 turns the cache off (every query reads the database)."""
     stream_poll_seconds: float = 0.2
     stream_heartbeat_seconds: float = 15.0
 
@@ -35,3 +38,4 @@ class ApiState:
     ingest_status: Callable[[], dict[str, Any]] | None = None
     """Set by ``bss serve`` when MQTT ingest runs in this process (shown by /api/health)."""
     hub: Any = None
+    cache: Any = None

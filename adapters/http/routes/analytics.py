@@ -16,6 +16,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.http import reads
+from adapters.http.cache import cached
 from adapters.http.deps import EngineDep, Readers, fresh
 from adapters.http.models.analytics import (
     ReasonCount,
@@ -57,8 +58,9 @@ def _hourly(engine: Engine, w: Window, station_id: str | None = None) -> list[di
 
 
 @router.get("/summary", response_model=Summary, dependencies=[Depends(fresh("analytics"))])
+@cached("analytics", "stations", "batteries")
 def summary(
-    engine: EngineDep, _: Readers, since: datetime | None = None, until: datetime | None = None
+    engine: EngineDep, who: Readers, since: datetime | None = None, until: datetime | None = None
 ) -> Summary:
     """Stations, slots and batteries now; sessions, swaps and refusals in the window."""
     w = window(since, until)
@@ -82,8 +84,9 @@ def summary(
     response_model=list[SohBucket],
     dependencies=[Depends(fresh("batteries"))],
 )
+@cached("batteries")
 def soh_distribution(
-    engine: EngineDep, _: Readers, include_retired: bool = False
+    engine: EngineDep, who: Readers, include_retired: bool = False
 ) -> list[SohBucket]:
     """Batteries by state of health: 90-100, 80-89, 70-79, 60-69, <60 and unknown."""
 
@@ -112,9 +115,10 @@ def soh_distribution(
     response_model=list[StationDay],
     dependencies=[Depends(fresh("analytics"))],
 )
+@cached("analytics")
 def swaps_per_station_per_day(
     engine: EngineDep,
-    _: Readers,
+    who: Readers,
     station_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -137,9 +141,10 @@ def swaps_per_station_per_day(
     response_model=list[ReasonCount],
     dependencies=[Depends(fresh("analytics"))],
 )
+@cached("analytics")
 def refusal_reasons(
     engine: EngineDep,
-    _: Readers,
+    who: Readers,
     station_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -157,8 +162,9 @@ def refusal_reasons(
 @router.get(
     "/utilisation", response_model=list[Utilisation], dependencies=[Depends(fresh("analytics"))]
 )
+@cached("analytics")
 def utilisation(
-    engine: EngineDep, _: Readers, since: datetime | None = None, until: datetime | None = None
+    engine: EngineDep, who: Readers, since: datetime | None = None, until: datetime | None = None
 ) -> list[Utilisation]:
     """Per station: the share of the window during which a session was open."""
     w = window(since, until, days=7)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Response
 
 from adapters.http import reads, writes
+from adapters.http.cache import cached
 from adapters.http.deps import (
     Cursor,
     EngineDep,
@@ -50,9 +51,10 @@ BatteryId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("", response_model=Page[BatteryPublic], dependencies=[Depends(fresh("batteries"))])
+@cached("batteries")
 def list_batteries(
     engine: EngineDep,
-    _: Readers,
+    who: Readers,
     station_id: str | None = None,
     status: BatteryStatus | None = None,
     grade: Grade | None = None,
@@ -117,7 +119,8 @@ def create_battery(
 @router.get(
     "/{battery_id}", response_model=BatteryPublic, dependencies=[Depends(fresh("batteries"))]
 )
-def get_battery(battery_id: BatteryId, engine: EngineDep, _: Readers) -> BatteryPublic:
+@cached("batteries")
+def get_battery(battery_id: BatteryId, engine: EngineDep, who: Readers) -> BatteryPublic:
     """One battery: where it is, its grade and latest reading."""
     row = reads.found(reads.call(model.get_battery, engine, battery_id), "battery", battery_id)
     return BatteryPublic.model_validate(row)
@@ -218,10 +221,11 @@ def dock_battery(
     response_model=Page[HealthLogPublic],
     dependencies=[Depends(fresh("health"))],
 )
+@cached("health", "batteries")
 def health_logs(
     battery_id: BatteryId,
     engine: EngineDep,
-    _: Readers,
+    who: Readers,
     since: datetime | None = None,
     until: datetime | None = None,
     order: Literal["asc", "desc"] = "asc",

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from adapters.http import reads, writes
+from adapters.http.cache import cached
 from adapters.http.deps import (
     AdminOnly,
     AnalyticsReaders,
@@ -37,9 +38,10 @@ Month = Annotated[str, Path(pattern=MONTH, examples=["2025-07"])]
 
 
 @router.get("", response_model=Page[BillPublic], dependencies=[Depends(fresh("billing"))])
+@cached("billing")
 def list_bills(
     engine: EngineDep,
-    _: AnalyticsReaders,
+    who: AnalyticsReaders,
     user_id: str | None = None,
     month: Annotated[str | None, Query(pattern=MONTH)] = None,
     status: BillStatus | None = None,
@@ -85,7 +87,8 @@ def close_month(
 @router.get(
     "/{user_id}/{month}", response_model=BillDetail, dependencies=[Depends(fresh("billing"))]
 )
-def get_bill(user_id: UserId, month: Month, engine: EngineDep, _: AnalyticsReaders) -> BillDetail:
+@cached("billing")
+def get_bill(user_id: UserId, month: Month, engine: EngineDep, who: AnalyticsReaders) -> BillDetail:
     """One rider's billing month with its usage lines."""
     row = reads.found(
         reads.call(model.get_bill, engine, user_id, month), "bill", f"{user_id}/{month}"
@@ -98,8 +101,9 @@ def get_bill(user_id: UserId, month: Month, engine: EngineDep, _: AnalyticsReade
     response_model=list[dict[str, object]],
     dependencies=[Depends(fresh("billing"))],
 )
+@cached("billing")
 def list_payments(
-    user_id: UserId, month: Month, engine: EngineDep, _: AnalyticsReaders
+    user_id: UserId, month: Month, engine: EngineDep, who: AnalyticsReaders
 ) -> list[dict[str, object]]:
     """The payments made towards one bill."""
     row = reads.found(

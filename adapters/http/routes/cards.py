@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from adapters.http import reads, writes
+from adapters.http.cache import cached
 from adapters.http.deps import (
     Cursor,
     EngineDep,
@@ -44,6 +45,7 @@ def _answer(result: Result, response: Response, who: Principal) -> WriteReceipt:
 
 
 @router.get("", response_model=Page[CardPublic], dependencies=[Depends(fresh("riders"))])
+@cached("riders")
 def list_cards(
     engine: EngineDep,
     who: Readers,
@@ -77,6 +79,7 @@ def issue_card(
 
 
 @router.get("/{rfid_code}", response_model=CardPublic, dependencies=[Depends(fresh("riders"))])
+@cached("riders")
 def get_card(rfid_code: RfidCode, engine: EngineDep, who: Readers) -> CardPublic:
     """One RFID card."""
     row = reads.found(reads.call(model.get_card, engine, rfid_code), "card", rfid_code)

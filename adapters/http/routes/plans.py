@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from adapters.http import reads, writes
+from adapters.http.cache import cached
 from adapters.http.deps import AdminOnly, EngineDep, IdempotencyKey, LedgerDep, Readers, fresh
 from adapters.http.models.billing import PlanCreate, PlanPublic, PlanUpdate
 from adapters.http.models.common import WriteReceipt
@@ -21,7 +22,8 @@ PlanId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("", response_model=list[PlanPublic], dependencies=[Depends(fresh("billing"))])
-def list_plans(engine: EngineDep, _: Readers) -> list[PlanPublic]:
+@cached("billing")
+def list_plans(engine: EngineDep, who: Readers) -> list[PlanPublic]:
     """Every plan with its current terms."""
     return [PlanPublic.model_validate(r) for r in reads.call(model.list_plans, engine)]
 
@@ -49,7 +51,8 @@ def create_plan(
 
 
 @router.get("/{plan_id}", response_model=PlanPublic, dependencies=[Depends(fresh("billing"))])
-def get_plan(plan_id: PlanId, engine: EngineDep, _: Readers) -> PlanPublic:
+@cached("billing")
+def get_plan(plan_id: PlanId, engine: EngineDep, who: Readers) -> PlanPublic:
     """One plan."""
     rows = [r for r in reads.call(model.list_plans, engine) if r["plan_id"] == plan_id]
     return PlanPublic.model_validate(reads.found(rows[0] if rows else None, "plan", plan_id))

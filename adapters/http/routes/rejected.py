@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends
 
 from adapters.http import reads
+from adapters.http.cache import cached
 from adapters.http.deps import Cursor, EngineDep, Limit, StaffReaders, fresh
 from adapters.http.models.common import Page
 from adapters.http.models.events import RejectedPublic
@@ -19,9 +20,10 @@ router = APIRouter(
 
 
 @router.get("", response_model=Page[RejectedPublic], dependencies=[Depends(fresh("rejected"))])
+@cached("rejected")
 def list_rejected(
     engine: EngineDep,
-    _: StaffReaders,
+    who: StaffReaders,
     station_id: str | None = None,
     reason: str | None = None,
     since: datetime | None = None,

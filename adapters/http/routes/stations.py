@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Response
 
 from adapters.http import reads, writes
+from adapters.http.cache import cached
 from adapters.http.deps import (
     Cursor,
     EngineDep,
@@ -39,9 +40,10 @@ StationId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("", response_model=Page[StationPublic], dependencies=[Depends(fresh("stations"))])
+@cached("stations")
 def list_stations(
     engine: EngineDep,
-    _: Readers,
+    who: Readers,
     status: StationStatus | None = None,
     sort: Literal["station_id", "name", "batteries_available", "last_heartbeat_at"] = "station_id",
     order: Literal["asc", "desc"] = "asc",
@@ -90,7 +92,8 @@ def create_station(
 @router.get(
     "/{station_id}", response_model=StationDetail, dependencies=[Depends(fresh("stations"))]
 )
-def get_station(station_id: StationId, engine: EngineDep, _: Readers) -> StationDetail:
+@cached("stations")
+def get_station(station_id: StationId, engine: EngineDep, who: Readers) -> StationDetail:
     """One station with its slots."""
     row = reads.found(reads.call(model.get_station, engine, station_id), "station", station_id)
     return StationDetail.model_validate(row)
@@ -146,10 +149,11 @@ def update_station(
     response_model=Page[BatteryPublic],
     dependencies=[Depends(fresh("batteries"))],
 )
+@cached("batteries")
 def station_batteries(
     station_id: StationId,
     engine: EngineDep,
-    _: Readers,
+    who: Readers,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[BatteryPublic]:
@@ -173,7 +177,8 @@ def station_batteries(
     response_model=list[SlotPublic],
     dependencies=[Depends(fresh("stations"))],
 )
-def station_slots(station_id: StationId, engine: EngineDep, _: Readers) -> list[SlotPublic]:
+@cached("stations")
+def station_slots(station_id: StationId, engine: EngineDep, who: Readers) -> list[SlotPublic]:
     """A station's live inventory, slot by slot."""
     rows = reads.call(model.station_slots, engine, station_id)
     if not rows:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Response
 
 from adapters.http import consistency, reads, writes
+from adapters.http.cache import cached
 from adapters.http.deps import (
     Cursor,
     EngineDep,
@@ -36,6 +37,7 @@ SwapId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("", response_model=Page[SwapPublic], dependencies=[Depends(fresh("swaps"))])
+@cached("swaps")
 def list_swaps(
     engine: EngineDep,
     who: Readers,
@@ -73,6 +75,7 @@ def list_swaps(
 
 
 @router.get("/{swap_id}", response_model=SwapPublic, dependencies=[Depends(fresh("swaps"))])
+@cached("swaps")
 def get_swap(swap_id: SwapId, engine: EngineDep, who: Readers) -> SwapPublic:
     """One swap session."""
     row = reads.found(reads.call(model.get_swap, engine, swap_id), "swap", swap_id)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Response
 
 from adapters.http import reads, writes
+from adapters.http.cache import cached
 from adapters.http.deps import (
     AdminOnly,
     Cursor,
@@ -45,6 +46,7 @@ UserId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("", response_model=Page[UserPublic], dependencies=[Depends(fresh("riders"))])
+@cached("riders")
 def list_users(
     engine: EngineDep,
     who: Readers,
@@ -102,6 +104,7 @@ def create_user(
 
 
 @router.get("/{user_id}", response_model=UserDetail, dependencies=[Depends(fresh("riders"))])
+@cached("riders")
 def get_user(user_id: UserId, engine: EngineDep, who: Readers) -> UserDetail:
     """One rider with their cards."""
     row = reads.found(reads.call(model.get_rider, engine, user_id), "user", user_id)
