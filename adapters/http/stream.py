@@ -64,12 +64,14 @@ class StreamHub:
 
     async def subscribe(self, station_id: str | None, principal: Principal) -> Subscriber:
         if self.cursor is None or not self.subscribers:
-            # Start at the head the live read models have reached: nothing older is sent.
-            self.cursor = await anyio.to_thread.run_sync(self._start_position)
+            # A stream starts at the ledger's head when the first listener arrives: nothing
+            # older is sent (clients read the past from the queries).
+            self.cursor = await anyio.to_thread.run_sync(self.state.ledger.recorder.head)
         sub = Subscriber(station_id, principal)
         self.subscribers.add(sub)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="bss-stream-hub")
+        self._wake.set()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -87,12 +89,13 @@ class StreamHub:
 
     # --- the tail ---------------------------------------------------------------------
 
-    def _start_position(self) -> int:
-        return consistency.read_position(self.state, STREAM_MODELS)
-
     async def _run(self) -> None:
         interval = self.state.options.stream_poll_seconds
-        while self.subscribers:
+        while True:
+            if not self.subscribers:  # nobody listens: no polling until someone does
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             try:
                 messages = await anyio.to_thread.run_sync(self._poll)
             except Exception:
