@@ -659,3 +659,23 @@ def test_health_and_metrics(mysql_api: Api) -> None:
         "bss_projection_lag_events",
     ):
         assert metric in text
+
+
+def test_the_answer_cache_never_hides_a_write_read_with_after(mysql_api: Api) -> None:
+    api = mysql_api
+    sid, position = station(api)
+    for _ in range(3):  # warm the cache for this URL and role
+        assert api.ok(api.get(f"/api/stations/{sid}", params={"after": position}))["name"] == (
+            f"St {sid}"
+        )
+        assert api.ok(api.get(f"/api/stations/{sid}"))["name"] == f"St {sid}"
+    hits = api.app.state.api.cache.hits
+    assert hits > 0
+    for n in range(5):
+        w = api.ok(api.put(f"/api/stations/{sid}", {"name": f"Name {n}"}))
+        got = api.ok(api.get(f"/api/stations/{sid}", params={"after": w["position"]}))
+        assert got["name"] == f"Name {n}"
+    deadline = time.monotonic() + 5  # and without ?after it follows within moments
+    while api.ok(api.get(f"/api/stations/{sid}"))["name"] != "Name 4":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
