@@ -4,6 +4,7 @@ answered on bss/{s}/error; the consumer goes on, and a valid swap afterwards suc
 from __future__ import annotations
 
 import base64
+import json
 import string
 from collections.abc import Iterator
 from datetime import timedelta
@@ -78,16 +79,18 @@ IDS = {
 }
 TOPICS = sorted(VALID)
 
+small_ints = st.integers(-1000, 1000)
+texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=5)  # UTF-8 encodable
 not_a_number = st.one_of(
     st.booleans(),
-    st.text(max_size=5),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    texts,
+    st.lists(small_ints, max_size=2),
+    st.dictionaries(texts, small_ints, max_size=2),
 )
 not_an_id = st.one_of(
     st.booleans(),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.lists(st.integers(), max_size=2),
+    st.lists(small_ints, max_size=2),
     st.just({}),
 )
 out_of_range = st.one_of(
@@ -138,7 +141,7 @@ def garbage(draw: st.DrawFn) -> tuple[str, bytes, str]:
         value = draw(
             st.one_of(st.lists(st.integers(), max_size=3), st.integers(), st.text(), st.none())
         )
-        return at, orjson.dumps(value), "invalid_json"
+        return at, json.dumps(value).encode(), "invalid_json"  # big ints too
     if kind == "too_large":
         size = draw(st.integers(MAX_PAYLOAD + 1, MAX_PAYLOAD + 3000))
         return at, orjson.dumps({"rfid": "x" * size}), "payload_too_large"
