@@ -317,3 +317,33 @@ def test_tls_listener_trusts_only_clients_that_trust_its_ca(
     with pytest.raises(ssl.SSLError):
         probes(tls_port, "A", pw, tls_default_trust=True).connect()  # system CAs only
     assert not _accepted(probes(tls_port, "A", pw).connect(wait=2))  # plain MQTT, TLS port
+
+
+def test_cli_all_takes_every_registered_station(tmp_path: Path, sqlite_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from adapters.cli.main import app
+    from adapters.store import open_store
+    from domain.commands import RegisterStation
+    from ledger.service import Ledger
+
+    store = open_store(sqlite_url, init=True)
+    try:
+        ledger = Ledger(store)
+        for station_id in ("1", "2", "ST-0042"):
+            ledger.execute(
+                RegisterStation(
+                    occurred_at=datetime.now(UTC), station_id=station_id, name=station_id,
+                    slot_count=4,
+                )
+            )  # fmt: skip
+    finally:
+        store.close()
+    out = tmp_path / "broker"
+    result = CliRunner().invoke(
+        app, ["stations", "credentials", "--all", "--database-url", sqlite_url, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    printed = {line.split()[0] for line in result.stdout.splitlines() if line.count(" ") == 1}
+    assert printed == {"bss-ledger", "1", "2", "ST-0042"}
+    assert set(read_password_file(out / "passwd")) == printed
