@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from eventsourcing.persistence import IntegrityError
@@ -163,7 +163,8 @@ class Ledger:
             return aggregate.clone() if aggregate is not None else None  # type: ignore[return-value]
 
     def load_events(self, stream_id: str) -> list[DomainEvent]:
-        return [self.mapper.to_domain_event(s) for s in self.recorder.select_events(stream_id)]
+        stored = self.recorder.select_events(stream_id)
+        return [cast(DomainEvent, self.mapper.to_domain_event(s)) for s in stored]
 
     def next_id(self, name: str) -> int:
         return self.recorder.next_value(name)

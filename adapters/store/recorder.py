@@ -270,7 +270,6 @@ class LedgerRecorder(SQLAlchemyProcessRecorder):
     def select_events(
         self,
         originator_id: UUID | str,
-        *,
         gt: int | None = None,
         lte: int | None = None,
         desc: bool = False,

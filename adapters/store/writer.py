@@ -77,7 +77,19 @@ class Writer:
         else:
             self.rollback_quietly()
 
-    # Subclasses: begin_locked(cur) -> head, insert_and_commit(cur, rows, commands, head, last)
+    def begin_locked(self, cur: Any) -> int:
+        """Start the append transaction holding the log's lock; return the head."""
+        raise NotImplementedError
+
+    def insert_and_commit(
+        self,
+        cur: Any,
+        rows: list[tuple[Any, ...]],
+        commands: list[tuple[Any, ...]],
+        last: int,
+    ) -> None:
+        """Insert events and keys, move the head to ``last`` and commit."""
+        raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         conn = self.connection()
