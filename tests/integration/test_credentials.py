@@ -347,3 +347,52 @@ def test_cli_all_takes_every_registered_station(tmp_path: Path, sqlite_url: str)
     printed = {line.split()[0] for line in result.stdout.splitlines() if line.count(" ") == 1}
     assert printed == {"bss-ledger", "1", "2", "ST-0042"}
     assert set(read_password_file(out / "passwd")) == printed
+
+
+def test_simulator_and_ingest_log_in_over_tls(
+    private_mosquitto: Callable[..., Mosquitto], tmp_path: Path, sqlite_url: str
+) -> None:
+    """The whole station channel secured: stations log in with their own passwords over TLS,
+    the ingest as the ledger's user; swaps go through. A wrong password stops the fleet."""
+    from adapters.mqtt.ingest import Ingest, IngestConfig
+    from adapters.mqtt.simulator import Simulator, SimulatorConfig, SimulatorError
+    from adapters.store import open_store
+    from ledger.service import Ledger
+
+    ca, cert, key = _certificates(tmp_path / "pki")
+    tls_port = free_port()
+    broker = private_mosquitto(config="", start=False)
+    issued = write_credentials(
+        broker.dir / "creds",
+        ["S1", "S2"],
+        options=BrokerOptions(port=broker.port, bind=HOST, tls=TlsListener(tls_port, cert, key)),
+    )
+    broker.custom_config = issued.config.read_text()
+    broker.start()
+    store = open_store(sqlite_url, init=True)
+    ledger = Ledger(store)
+    ingest = Ingest(
+        ledger,
+        IngestConfig(
+            host=HOST, port=tls_port, username="bss-ledger",
+            password=issued.passwords["bss-ledger"], tls_ca_file=ca, session_expiry=5,
+        ),
+    ).start()  # fmt: skip
+    try:
+        config = SimulatorConfig(
+            stations=2, riders=10, swaps=10, rate=0, seed=21, station_prefix="S",
+            host=HOST, port=tls_port, tls_ca_file=ca, passwords=dict(issued.passwords),
+        )  # fmt: skip
+        summary = Simulator(config, ledger=ledger).run()
+        assert summary.finished == 10
+        assert not summary.errors, summary.errors
+        assert summary.completed > 0
+        wrong = SimulatorConfig(
+            stations=2, riders=10, swaps=1, seed=21, station_prefix="S", host=HOST,
+            port=tls_port, tls_ca_file=ca, passwords={"S1": "nope", "S2": "nope"},
+        )  # fmt: skip
+        with pytest.raises(SimulatorError):
+            Simulator(wrong, ledger=ledger).run()
+    finally:
+        ingest.stop()
+        store.close()
