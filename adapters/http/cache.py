@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -37,6 +38,9 @@ class PositionCache:
         self._lock = threading.Lock()
         self._at = -1e9
         self._positions: dict[str, int] = {}
+
+    def stale(self) -> bool:
+        return time.monotonic() - self._at >= self.ttl
 
     def get(self, fresh: bool = False) -> dict[str, int]:
         """The positions; ``fresh`` re-reads them now (after a read-your-writes wait)."""
@@ -66,7 +70,7 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
 
-    def answer(
+    async def answer(
         self,
         request: Request,
         response: Response,
@@ -74,15 +78,21 @@ class ResponseCache:
         models: Iterable[str],
         compute: Callable[[], BaseModel | list[Any]],
     ) -> Response:
-        """The cached answer for this request, or ``compute()``'s, cached. Headers set on
-        ``response`` (the route's, e.g. X-Read-Position) are kept."""
+        """The cached answer for this request, or ``compute()``'s (run on a worker thread),
+        cached. Headers set on ``response`` (e.g. X-Read-Position) are kept. A hit runs on
+        the event loop without I/O."""
         headers = dict(response.headers)
         headers.pop("content-length", None)
         if not self.enabled:
-            return Response(_dump(compute()), media_type="application/json", headers=headers)
+            body = await anyio.to_thread.run_sync(lambda: _dump(compute()))
+            return Response(body, media_type="application/json", headers=headers)
         # After a ?after= wait the read models are at least there: the cached positions may
         # be older than that, and an answer cached at them would hide the caller's write.
-        found = self.positions.get(fresh="after" in request.query_params)
+        fresh = "after" in request.query_params
+        if fresh or self.positions.stale():
+            found = await anyio.to_thread.run_sync(self.positions.get, fresh)
+        else:
+            found = self.positions.get()
         version = tuple(found.get(m, -1) for m in models)
         key = (who.role.value, request.url.path, request.url.query)
         with self._lock:
@@ -92,7 +102,7 @@ class ResponseCache:
                 self.hits += 1
                 return Response(entry[1], media_type="application/json", headers=headers)
         self.misses += 1
-        body = _dump(compute())
+        body = await anyio.to_thread.run_sync(lambda: _dump(compute()))
         with self._lock:
             self._entries[key] = (version, bytes(body))
             while len(self._entries) > self.size:
@@ -109,7 +119,7 @@ def _dump(value: BaseModel | list[Any]) -> bytes:
 
 
 def cached(*models: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a sync GET route whose answer depends only on its URL, the caller's role and
+    """Decorate a (sync) GET route whose answer depends only on its URL, the caller's role and
     ``models``: answers come from the app's ResponseCache. The route must take the caller
     as a parameter named ``who``."""
 
@@ -132,14 +142,14 @@ def cached(*models: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         ]
 
         @functools.wraps(func)
-        def wrapper(
+        async def wrapper(
             *args: Any,
             cache_request: Request,
             cache_response: Response,
             cache_state: Any,
             **kwargs: Any,
         ) -> Response:
-            return cache_state.cache.answer(  # type: ignore[no-any-return]
+            return await cache_state.cache.answer(  # type: ignore[no-any-return]
                 cache_request,
                 cache_response,
                 kwargs["who"],

@@ -615,7 +615,7 @@ def test_a_query_with_after_waits_for_its_read_model(mysql_api: Api) -> None:
     api = mysql_api
     assert api.projector is not None
     api.settle()
-    api.projector.paused.set()
+    api.projector.pause()
     try:
         sid, position = station(api)
         threading.Timer(0.4, api.projector.paused.clear).start()
@@ -629,7 +629,7 @@ def test_a_query_with_after_waits_for_its_read_model(mysql_api: Api) -> None:
     finally:
         api.projector.paused.clear()
     # Without ?after the query answers at once from whatever the read model holds.
-    api.projector.paused.set()
+    api.projector.pause()
     try:
         sid2, position2 = station(api)
         assert api.get(f"/api/stations/{sid2}").status_code == 404

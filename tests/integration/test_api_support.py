@@ -89,6 +89,7 @@ class Projector:
         self._thread: threading.Thread | None = None
         self.errors: list[BaseException] = []
         self.paused = threading.Event()
+        self.halted = threading.Event()  # set while paused, once no step is in flight
 
     def step_all(self) -> int:
         read = 0
@@ -103,14 +104,21 @@ class Projector:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self.paused.is_set():
+                self.halted.set()
                 time.sleep(self.interval)
                 continue
+            self.halted.clear()
             try:
                 if self.step_all() == 0:
                     time.sleep(self.interval)
             except Exception as error:  # keep going; the test sees it in .errors
                 self.errors.append(error)
                 time.sleep(0.1)
+
+    def pause(self) -> None:
+        """Stop applying events (returns once no batch is in flight)."""
+        self.paused.set()
+        assert self.halted.wait(10)
 
     def start(self) -> Projector:
         self._thread = threading.Thread(target=self._run, name="projector", daemon=True)
