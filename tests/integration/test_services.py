@@ -69,11 +69,11 @@ def _subscribe(client: mqtt.Client, topic: str, qos: int = 1) -> Any:
 def test_mysql_round_trip_with_pymysql(fresh_mysql_url: str) -> None:
     url = sa.engine.make_url(fresh_mysql_url)
     conn = pymysql.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        database=url.database,
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "",
+        password=url.password or "",
+        database=url.database or "",
         charset="utf8mb4",
     )
     try:

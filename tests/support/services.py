@@ -650,12 +650,84 @@ def mqtt_connack(host: str, port: int, timeout: float = 2.0) -> int | None:
 # -- command line: used by ./scripts/test ---------------------------------------------------
 
 
-def _up(directory: Path) -> int:
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a live process from a reused pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _is_ours(pid: int, directory: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return os.fsencode(directory) in cmdline
+
+
+def _registered_pids(directory: Path) -> list[int]:
+    try:
+        text = (directory / "pids").read_text()
+    except OSError:
+        return []
+    return [int(word) for word in text.split() if word.isdigit()]
+
+
+def _watch(directory: Path, owner: int, owner_start: str) -> int:
+    """Stop the servers in ``directory/pids`` once ``owner`` (the script) is gone.
+
+    The script's trap normally stops everything (this watchdog included); this covers the
+    case where the script itself is SIGKILLed and no trap runs.
+    """
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    while _start_time(owner) == owner_start:
+        if not (directory / "pids").exists():
+            return 0  # the script cleaned up
+        time.sleep(0.5)
+    pids = [p for p in _registered_pids(directory) if p != os.getpid() and _is_ours(p, directory)]
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_is_ours(p, directory) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if _is_ours(pid, directory):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+def _spawn_watchdog(directory: Path, owner: int, registry: Path) -> None:
+    owner_start = _start_time(owner)
+    if owner_start is None:
+        raise ServiceError(f"owner pid {owner} is not running")
+    argv = [sys.executable, "-m", "tests.support.services", "watch", str(directory)]
+    with open(directory / "watchdog.log", "ab") as log:
+        proc = subprocess.Popen(
+            [*argv, str(owner), owner_start],
+            cwd=Path(__file__).resolve().parents[2],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    with open(registry, "a") as out:
+        out.write(f"{proc.pid}\n")
+
+
+def _up(directory: Path, owner: int | None = None) -> int:
     """Start one MariaDB and one mosquitto in ``directory``; print ``export`` lines.
 
     Every pid is appended to ``directory/pids`` the moment it exists, so the caller's trap can
     stop exactly those processes whatever happens.  On any failure (or SIGINT/SIGTERM) the
-    servers started so far are stopped here before exiting non-zero.
+    servers started so far are stopped here before exiting non-zero.  With ``owner`` (the
+    calling script's pid) a watchdog stops them too should the script die without its trap.
     """
     import shlex
 
@@ -664,6 +736,8 @@ def _up(directory: Path) -> int:
     registry.touch()
     servers: list[_Server] = []
     try:
+        if owner is not None:
+            _spawn_watchdog(directory, owner, registry)
         t0 = time.monotonic()
         mariadb = MariaDB(directory, pid_registry=registry)
         servers.append(mariadb)
@@ -701,15 +775,18 @@ def _up(directory: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) == 2 and args[0] == "up":
-        return _up(Path(args[1]).resolve())
+    if len(args) in (2, 4) and args[0] == "up" and args[2:3] in ([], ["--owner"]):
+        return _up(Path(args[1]).resolve(), int(args[3]) if len(args) == 4 else None)
+    if len(args) == 4 and args[0] == "watch":
+        return _watch(Path(args[1]), int(args[2]), args[3])
     if args == ["check"]:
         missing = missing_binaries()
         print(" ".join(missing))
         return 1 if missing else 0
     print(
-        "usage: python -m tests.support.services up DIR   "
-        "(start MariaDB + mosquitto in DIR, print export lines, pids in DIR/pids)\n"
+        "usage: python -m tests.support.services up DIR [--owner PID]\n"
+        "         start MariaDB + mosquitto in DIR, print export lines, pids in DIR/pids;\n"
+        "         with --owner, a watchdog stops them when PID exits without cleaning up\n"
         "       python -m tests.support.services check    (list missing server binaries)",
         file=sys.stderr,
     )
