@@ -298,9 +298,11 @@ def main_bench(args: argparse.Namespace) -> None:
                 f"# {head} events stored (fill {filled:.0f} s, projections {projected:.0f} s)",
                 flush=True,
             )
-            for mode, seconds, _ in modes:
-                if mode not in apis:
-                    apis[mode] = _start_api(db_url, seconds)
+            for mode, seconds, _ in modes:  # fresh API processes for each history size
+                if mode in apis:
+                    apis[mode][0].terminate()
+                    apis[mode][0].wait(20)
+                apis[mode] = _start_api(db_url, seconds)
             station = fleet.id("st", 1)
             for mode, _, rate in modes:
                 if rate <= 0:
