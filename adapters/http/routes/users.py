@@ -29,6 +29,7 @@ from adapters.http.models.users import (
     UserUpdate,
 )
 from adapters.http.problems import ERROR_RESPONSES
+from adapters.http.security import mask_rfid
 from domain.commands import (
     DeactivateRider,
     ReactivateRider,
@@ -79,7 +80,7 @@ def list_users(
 def create_user(
     body: UserCreate,
     ledger: LedgerDep,
-    _: Operators,
+    who: Operators,
     response: Response,
     key: IdempotencyKey = None,
 ) -> WriteReceipt:
@@ -100,7 +101,10 @@ def create_user(
     )
     result = writes.execute(ledger, command, key)
     response.headers["Location"] = f"/api/users/{rider_id}"
-    return writes.receipt(result, response, "rider_id")
+    receipt = writes.receipt(result, response, "rider_id")
+    if isinstance(receipt.data.get("rfid_code"), str):
+        receipt.data["rfid_code"] = mask_rfid(receipt.data["rfid_code"], who)
+    return receipt
 
 
 @router.get("/{user_id}", response_model=UserDetail, dependencies=[Depends(fresh("riders"))])
