@@ -253,6 +253,7 @@ class SwapSession(Aggregate):
     outcome: str | None
     reason: str | None
     opened_at: datetime
+    opened_recorded_at: datetime
     initiated_at: datetime | None
     closed_at: datetime | None
     returned_battery_id: str | None
@@ -279,6 +280,7 @@ class SwapSession(Aggregate):
         self.status, self.reason, self.policy_version = state, reason, event.policy_version
         self.outcome = "refused" if state == "refused" else None
         self.opened_at, self.initiated_at, self.closed_at = event.occurred_at, None, None
+        self.opened_recorded_at = event.recorded_at
         self.returned_battery_id = self.returned_reading = self.returned_slot = None
         self.returned_issue_soc = self.capacity_ah = None
         self.issued_battery_id = self.issued_reading = self.issued_slot = None
@@ -298,5 +300,12 @@ class SwapSession(Aggregate):
         return self.status in OPEN_STATES
 
     def expired(self, at: datetime, timeout_s: int) -> bool:
-        """Rule 15: open for longer than the timeout."""
+        """Rule 15 as the station sees it: open for longer than the timeout, on the station's
+        clock (``at`` is the occurred_at of the station's next message)."""
         return self.is_open and at - self.opened_at > timedelta(seconds=timeout_s)
+
+    def overdue(self, ledger_now: datetime, timeout_s: int) -> bool:
+        """Rule 15 as the ledger's sweeper sees it: open for longer than the timeout on the
+        ledger's clock, measured from when the ledger recorded the session's start. A
+        station whose clock is off does not make its sessions time out early or late."""
+        return self.is_open and ledger_now - self.opened_recorded_at > timedelta(seconds=timeout_s)

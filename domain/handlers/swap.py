@@ -396,12 +396,13 @@ def station_refused_swap(
 
 @handles(TimeOutSessions)
 def time_out_sessions(cmd: TimeOutSessions, repo: Repository, recorded_at: datetime) -> Outcome:
-    """Rule 15: every session at the station open longer than the timeout at occurred_at."""
+    """Rule 15, run by the ledger's own sweeper: ``occurred_at`` is the ledger's clock, so each
+    open session's age is measured on the ledger's clock too (from its recorded start)."""
     ctx = _context(cmd, repo, recorded_at)
     timed_out = []
     for session_id in sorted(ctx.station.open_sessions, key=ctx.station.open_sessions.__getitem__):
         session = repo.get(SwapSession, session_id)
-        if session is not None and session.expired(cmd.occurred_at, ctx.policy.session_timeout_s):
+        if session is not None and session.overdue(cmd.occurred_at, ctx.policy.session_timeout_s):
             time_out(repo, session, ctx.at, ctx.policy, ctx.version)
             timed_out.append(session_id)
     return Outcome.accepted(station_id=ctx.station.key, timed_out=timed_out)

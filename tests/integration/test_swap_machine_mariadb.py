@@ -22,7 +22,7 @@ def test_swap_machine_on_mariadb(mariadb_store: Store) -> None:
         def make_driver(self) -> Driver:
             # One database for the test; each example has its own id prefix and a new
             # ledger (empty cache), so state really comes back from MariaDB.
-            return LedgerDriver(mariadb_store)
+            return LedgerDriver(mariadb_store, clock=self.clock)
 
     MariaDBSwapMachine.TestCase.settings = settings(
         max_examples=8,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from adapters.store import Store, mapper
@@ -15,9 +17,15 @@ class LedgerDriver:
     """``execute`` through the Ledger (idempotency keys stored in the store), ``get`` from its
     cache, ``events`` read back from the store and decoded (new ones only, each call)."""
 
-    def __init__(self, store: Store, *, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        cache_size: int = 10_000,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.store = store
-        self.ledger = Ledger(store, cache_size=cache_size)
+        self.ledger = Ledger(store, cache_size=cache_size, **({"clock": clock} if clock else {}))
         self._events: list[DomainEvent] = []
         self._position = 0
 

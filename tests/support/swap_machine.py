@@ -119,13 +119,15 @@ class SwapMachine(RuleBasedStateMachine):
     """Random commands through ``make_driver()``; invariants after every step."""
 
     def make_driver(self) -> Driver:
+        """The ledger under test; its recording clock should be ``self.clock`` (the
+        machine's time), as the ledger's sweeper measures session age on that clock."""
         raise NotImplementedError("subclasses return the ledger under test")
 
     def __init__(self) -> None:
         super().__init__()
+        self.now = T0
         self.driver = self.make_driver()
         self.run = uuid.uuid4().hex[:8]
-        self.now = T0
         self.serial = 0
         self.sessions: list[str] = []
         self.done: list[tuple[Command, str, Any]] = []
@@ -135,6 +137,9 @@ class SwapMachine(RuleBasedStateMachine):
     def id(self, kind: str, number: int) -> str:
         """This run's id number ``number`` of a pool (S, B, R, C, P), wrapping around."""
         return f"{self.run}-{kind}{(number - 1) % POOLS[kind] + 1}"
+
+    def clock(self) -> datetime:
+        return self.now
 
     def tick(self, by: float = 1) -> datetime:
         self.now += timedelta(seconds=by)

@@ -32,8 +32,10 @@ A = TypeVar("A", bound=Aggregate)
 
 class World:
     def __init__(self) -> None:
-        self.ledger = MemoryLedger()
         self.now = T0
+        # The ledger's recording clock follows the scenario's time, as in production where
+        # the sweeper's occurred_at and recorded_at are both the ledger's clock.
+        self.ledger = MemoryLedger(clock=lambda: self.now)
         self.mark = 0
 
     # --- time ------------------------------------------------------------------------------

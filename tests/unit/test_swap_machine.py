@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 class MemorySwapMachine(SwapMachine):
     def make_driver(self) -> Driver:
-        return MemoryLedger()
+        return MemoryLedger(clock=self.clock)
 
 
 MemorySwapMachine.TestCase.settings = settings(

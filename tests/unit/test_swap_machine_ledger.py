@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 class SQLiteMemorySwapMachine(SwapMachine):
     def make_driver(self) -> Driver:
-        return LedgerDriver(open_store("sqlite://", init=True))
+        return LedgerDriver(open_store("sqlite://", init=True), clock=self.clock)
 
     def teardown(self) -> None:
         self.driver.store.close()  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import pytest
 
 from domain.base import NotFound
 from domain.battery import Battery
-from domain.commands import ChangePolicy, InitiateSwap, TimeOutSessions
+from domain.commands import AuthorizeCard, ChangePolicy, InitiateSwap, TimeOutSessions
 from domain.rider import Rider
 from domain.session import SwapSession
 from domain.station import Station
@@ -76,3 +76,19 @@ def test_only_this_stations_sessions_time_out(world) -> None:
 def test_unknown_station(world) -> None:
     with world.rejects(NotFound, "station_id"):
         sweep(world, 1, "nowhere")
+
+
+def test_the_sweeper_measures_age_on_the_ledgers_clock_not_the_stations(world) -> None:
+    """A v1 station whose clock is a year behind: its session is not timed out by the next
+    sweep, only once the ledger's own clock says it has been open too long."""
+    world.ready()
+    world.given(
+        AuthorizeCard,
+        station_id="S1",
+        rfid_code="C1",
+        session_id="s1",
+        occurred_at=world.now - timedelta(days=365),
+    )
+    assert sweep(world, after_s=5).data["timed_out"] == []
+    assert world.get(SwapSession, "s1").is_open
+    assert sweep(world, after_s=121).data["timed_out"] == ["s1"]
