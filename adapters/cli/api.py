@@ -97,17 +97,30 @@ def api(
         help="Cache answers until their read models move, positions re-read at most this "
         "often; 0 turns the cache off.",
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Processes serving the port (each with its own cache)."
+    ),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log"),
 ) -> None:
     """Serve the HTTP API (queries, admin commands, live streams) with uvicorn."""
+    import os
+
     from adapters.http import ApiOptions, start_api
+    from adapters.http.server import open_ledger, run_workers
 
     settings = get_settings()
     console.print(
         f"bss api on http://{host or settings.http_host}:{port or settings.http_port} "
-        "(OpenAPI at /docs)",
+        f"(OpenAPI at /docs; {workers} worker{'s' if workers > 1 else ''})",
         style="dim",
     )
+    if workers > 1:
+        # Worker processes build their app from the environment (adapters.http.server).
+        os.environ["BSS_METRICS_PUBLIC"] = "1" if public_metrics else "0"
+        os.environ["BSS_READ_CACHE_SECONDS"] = str(read_cache_seconds)
+        open_ledger(settings).store.close()  # schema and read models once, before forking
+        run_workers(settings, workers, host, port, access_log)
+        return
     start_api(
         settings,
         host=host,

@@ -3,6 +3,7 @@ ingest and projections (``bss serve``, ``bss demo``, tests)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -116,3 +117,32 @@ def start_api(
             raise RuntimeError(f"the API did not start on {config.host}:{config.port}")
         time.sleep(0.02)
     return handle
+
+
+def options_from_env() -> ApiOptions:
+    """ApiOptions from BSS_METRICS_PUBLIC and BSS_READ_CACHE_SECONDS (for worker processes)."""
+    public = os.environ.get("BSS_METRICS_PUBLIC", "").lower() in ("1", "true", "yes", "on")
+    cache = float(os.environ.get("BSS_READ_CACHE_SECONDS", "0.02"))
+    return ApiOptions(metrics_public=public, read_cache_seconds=cache)
+
+
+def app_from_settings() -> Any:
+    """The app factory each uvicorn worker process calls (``bss api --workers N``)."""
+    from ledger.settings import get_settings
+
+    return create_app(open_ledger(get_settings()), options=options_from_env())
+
+
+def run_workers(
+    settings: Settings, workers: int, host: str | None, port: int | None, access_log: bool = False
+) -> None:
+    """Serve with ``workers`` processes sharing the port (each its own ledger, cache, hub)."""
+    uvicorn.run(
+        "adapters.http.server:app_from_settings",
+        factory=True,
+        host=host or settings.http_host,
+        port=settings.http_port if port is None else port,
+        workers=workers,
+        access_log=access_log,
+        timeout_graceful_shutdown=3,
+    )
