@@ -126,7 +126,7 @@ class BillingProjection(Projection):
                     monthly_fee=event.monthly_fee,
                     included_ah=event.included_ah,
                     extra_ah_rate=event.extra_ah_rate,
-                    excess_ah=event.billable_ah,
+                    excess_ah=max(event.billable_ah - event.included_ah, ZERO),
                     amount_due=event.amount_due,
                     estimated_due=event.amount_due,
                     due_at=event.due_at,

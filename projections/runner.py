@@ -136,7 +136,13 @@ class Worker:
         assert self.position is not None
         rows = self.recorder.select_rows(self.position, self.batch_size)
         if not rows:
-            return StepResult(0, 0, self.position)
+            if self.follow:
+                # Idle: learn of a switch now rather than with the next event.
+                active = ACTIVE.get(self.store.engine, self.model)
+                if active != self.generation:
+                    self.switch_to(active)
+                    self.resolve()
+            return StepResult(0, 0, self.position or 0)
         return self.apply_rows(rows)
 
     def apply_rows(

@@ -12,6 +12,8 @@ Nothing is created at import time: :func:`create_all` (``bss db init``) does it.
 from __future__ import annotations
 
 import importlib
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -118,20 +120,45 @@ def create_tables(engine: Engine, model: str, generation: int) -> dict[str, Tabl
 
 
 def drop_tables(engine: Engine, model: str, generation: int) -> None:
-    tables = model_tables(model, generation)
-    with engine.begin() as conn:
-        for table in reversed(list(tables.values())):
-            table.drop(conn, checkfirst=True)
+    for table in reversed(list(model_tables(model, generation).values())):
+        if _exists(engine, table):
+            _ddl(engine, lambda conn, t=table: t.drop(conn), "no such table", "unknown table")
 
 
 def _create(engine: Engine, tables: list[Table]) -> None:
     for table in tables:
+        if not _exists(engine, table):
+            _ddl(engine, lambda conn, t=table: t.create(conn), "already exists")
+
+
+def _exists(engine: Engine, table: Table) -> bool:
+    with engine.connect() as conn:
+        return bool(engine.dialect.has_table(conn, table.name))
+
+
+def _ddl(engine: Engine, work: Callable[[Connection], None], *benign: str) -> None:
+    """Run one DDL statement in a transaction of its own, whose first statement it is (on
+    SQLite a transaction that read first cannot wait for the write lock: it fails at once
+    with "database is locked"), retrying while the database is busy; errors saying the work
+    was done already (by another process) are fine."""
+
+    delay = 0.05
+    for attempt in range(1, 9):
         try:
             with engine.begin() as conn:
-                table.create(conn, checkfirst=True)
-        except sqlalchemy.exc.OperationalError as error:
-            if "already exists" not in str(error).lower():
+                work(conn)
+            return
+        except sqlalchemy.exc.DBAPIError as error:
+            text = str(error).lower()
+            if any(b in text for b in benign):
+                return
+            if attempt == 8 or not any(b in text for b in _BUSY):
                 raise
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+_BUSY = ("database is locked", "database is busy", "lock wait timeout", "deadlock")
 
 
 def registered_generations(conn: Connection, model: str | None = None) -> list[dict[str, Any]]:

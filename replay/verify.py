@@ -33,8 +33,9 @@ def differences(engine: Engine, model: str, a: int, b: int, *, limit: int = 5) -
         rows_a, rows_b = left[name], right[name]
         if rows_a == rows_b:
             continue
-        only_a = [r for r in rows_a if r not in set(rows_b)]
-        only_b = [r for r in rows_b if r not in set(rows_a)]
+        keys_a, keys_b = {repr(r) for r in rows_a}, {repr(r) for r in rows_b}
+        only_a = [r for r in rows_a if repr(r) not in keys_b]
+        only_b = [r for r in rows_b if repr(r) not in keys_a]
         found.append(
             f"{model}.{name}: {len(rows_a)} rows in g{a}, {len(rows_b)} in g{b}; "
             f"only in g{a}: {only_a[:limit]}; only in g{b}: {only_b[:limit]}"
