@@ -31,7 +31,7 @@ from adapters.store import (
 from adapters.store import mapper as default_mapper
 from domain.base import Aggregate, ConcurrencyConflict, DomainError, DomainEvent, Outcome
 from ledger import metrics
-from ledger.cache import AggregateCache
+from ledger.cache import ABSENT, AggregateCache
 from ledger.registry import aggregate_classes, handle
 
 log = logging.getLogger(__name__)
@@ -351,10 +351,15 @@ class Ledger:
 
     def _load(self, stream_id: str) -> Aggregate | None:
         cached = self.cache.get(stream_id)
+        if cached is ABSENT:
+            return None
         if cached is not None:
-            return cached
+            return cast(Aggregate, cached)
         stored = self.recorder.select_events(stream_id)
         if not stored:
+            # Remembered as absent: the append's validation still sees another writer
+            # create it (the read set holds it at version 0), and refresh() evicts it.
+            self.cache.put_absent(stream_id)
             return None
         aggregate = self._replay(stream_id, (self.mapper.to_domain_event(s) for s in stored))
         if aggregate is not None:
@@ -368,11 +373,13 @@ class Ledger:
             if not missing:
                 return
             for stream_id, stored in self.recorder.select_streams(missing).items():
-                if stored:
-                    events = (self.mapper.to_domain_event(s) for s in stored)
-                    aggregate = self._replay(stream_id, events)
-                    if aggregate is not None:
-                        self.cache.put(aggregate)
+                if not stored:
+                    self.cache.put_absent(stream_id)
+                    continue
+                events = (self.mapper.to_domain_event(s) for s in stored)
+                aggregate = self._replay(stream_id, events)
+                if aggregate is not None:
+                    self.cache.put(aggregate)
 
     def _replay(self, stream_id: str, events: Iterable[Any]) -> Aggregate | None:
         prefix = stream_id.split(":", 1)[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,16 @@ class Settings(BaseSettings):
         default=None,
         validation_alias="BSS_MQTT_SHARED_GROUP",
         description="Subscribe through $share/<group>/... so several ingest processes share load.",
+    )
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        validation_alias="BSS_MQTT_PROTOCOL",
+        description="MQTT version of the ingest: 5 (default) or 3.1.1 (brokers without 5).",
+    )
+    mqtt_session_expiry: int | None = Field(
+        default=None,
+        validation_alias="BSS_MQTT_SESSION_EXPIRY",
+        description="MQTT 5: seconds the broker keeps the ingest's session (default: forever).",
     )
     http_host: str = Field(default="127.0.0.1", validation_alias="BSS_HTTP_HOST")
     http_port: int = Field(default=5000, validation_alias="BSS_HTTP_PORT")

@@ -41,7 +41,9 @@ def ingest(
     shared_group: str | None = typer.Option(
         None, help="Subscribe as $share/<group>/... (BSS_MQTT_SHARED_GROUP)."
     ),
-    protocol: str = typer.Option("5", help="MQTT protocol: 5 (default) or 3.1.1."),
+    protocol: str | None = typer.Option(
+        None, help="MQTT protocol: 5 or 3.1.1 (default: BSS_MQTT_PROTOCOL, else 5)."
+    ),
     session_expiry: int | None = typer.Option(
         None, help="MQTT 5 session expiry in seconds (default: the session never expires)."
     ),
@@ -66,15 +68,15 @@ def ingest(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if protocol not in ("5", "3.1.1"):
+    if protocol not in (None, "5", "3.1.1"):
         raise typer.BadParameter("protocol must be 5 or 3.1.1")
     settings = get_settings()
     overrides: dict[str, object] = {
-        "protocol": protocol,
         "batch_max": batch_max,
         "sweep_interval": sweep_interval,
     }
     for name, value in (
+        ("protocol", protocol),
         ("host", host),
         ("port", port),
         ("client_id", client_id),

@@ -92,7 +92,10 @@ class IngestConfig:
             tls_cert_file=settings.mqtt_tls_cert_file,
             tls_key_file=settings.mqtt_tls_key_file,
             shared_group=settings.mqtt_shared_group,
+            protocol=settings.mqtt_protocol,
         )
+        if settings.mqtt_session_expiry is not None:
+            config = replace(config, session_expiry=settings.mqtt_session_expiry)
         return replace(config, **overrides)
 
     @property
