@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
 from adapters.http import consistency, problems
-from adapters.http.cache import PositionCache, ResponseCache
+from adapters.http.cache import CachedAnswers, PositionCache, ResponseCache
 from adapters.http.middleware import MetricsMiddleware
 from adapters.http.routes import (
     analytics,
@@ -107,6 +107,7 @@ def create_app(
     problems.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    app.add_middleware(CachedAnswers)  # inside the metrics, so hits are counted too
     app.add_middleware(MetricsMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
