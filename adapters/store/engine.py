@@ -58,8 +58,18 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("isolation_level", "READ COMMITTED")
     connect_args = kwargs.setdefault("connect_args", {})
-    connect_args.setdefault("connect_timeout", 5)
+    connect_args.update(mysql_timeouts())
     return sa_create_engine(url, **kwargs)
+
+
+def mysql_timeouts() -> dict[str, int]:
+    """Socket timeouts for PyMySQL. Without read/write timeouts a server that stops answering
+    (paused, or a network that drops packets) hangs a client for ever; with them the call
+    fails with 2013 and is retried like any lost connection."""
+    return {"connect_timeout": 5, "read_timeout": READ_TIMEOUT, "write_timeout": READ_TIMEOUT}
+
+
+READ_TIMEOUT = 120
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

@@ -20,7 +20,7 @@ from typing import Any
 from pymysql.converters import escape_bytes, escape_string
 from sqlalchemy.engine import Engine
 
-from adapters.store.engine import is_transient
+from adapters.store.engine import is_transient, mysql_timeouts
 from adapters.store.schema import LOG_NAME
 
 PING_AFTER = 30.0
@@ -117,7 +117,7 @@ class MySQLWriter(Writer):
         kwargs = dict(kwargs)
         kwargs["client_flag"] = int(kwargs.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
         kwargs["autocommit"] = False
-        kwargs.setdefault("connect_timeout", 5)
+        kwargs.update(mysql_timeouts())
         kwargs["init_command"] = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
         return pymysql.connect(*args, **kwargs)
 
