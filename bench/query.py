@@ -228,7 +228,17 @@ def _start_api(db_url: str, cache_seconds: float) -> tuple[subprocess.Popen[byte
     raise RuntimeError("bss api did not start")
 
 
-def _run_load(url: str, token: str, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_load(
+    url: str, token: str, rate: float, args: argparse.Namespace, api_pid: int
+) -> dict[str, Any]:
+    before = _cpu_seconds(api_pid)
     done = subprocess.run(
         [
             sys.executable,
@@ -254,6 +264,9 @@ def _run_load(url: str, token: str, rate: float, args: argparse.Namespace) -> di
         check=True,
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    sent = rate * (args.seconds + args.warmup)
+    # CPU the API process spent per request: what the figures cost, whatever else runs.
+    result["api_cpu_ms"] = round((_cpu_seconds(api_pid) - before) * 1000 / sent, 3)
     return result
 
 
@@ -307,9 +320,11 @@ def main_bench(args: argparse.Namespace) -> None:
             for mode, _, rate in modes:
                 if rate <= 0:
                     continue
-                url = apis[mode][1]
+                process, url = apis[mode]
                 for label, template in ENDPOINTS:
-                    got = _run_load(url + template.format(station=station), token, rate, args)
+                    got = _run_load(
+                        url + template.format(station=station), token, rate, args, process.pid
+                    )
                     row = {
                         "events": head,
                         "mode": mode,
