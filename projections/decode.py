@@ -12,7 +12,7 @@ the mapper itself, so the result is always what ``mapper.to_domain_event`` would
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,10 +31,31 @@ Row = tuple[int, str, int, str, bytes, Any]
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """A domain event with its place in the log (the notification id)."""
+    """A domain event with its place in the log (the notification id) and its topic."""
 
     position: int
     event: Any
+    topic: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive rows of the log, ``first``..``last`` (ids), as the events among them that
+    a projection reads; the others are only passed over (the position still moves)."""
+
+    first: int
+    last: int
+    events: list[Delivered]
+
+    def only(self, topics: frozenset[str]) -> Batch:
+        """The same rows, keeping the events of these topics."""
+        return Batch(self.first, self.last, [d for d in self.events if d.topic in topics])
+
+    def after(self, position: int) -> Batch:
+        """The part of the batch after ``position``."""
+        if position < self.first:
+            return self
+        return Batch(position + 1, self.last, [d for d in self.events if d.position > position])
 
 
 class Decoder:
@@ -110,18 +131,12 @@ class Decoder:
         )
         return self.mapper.to_domain_event(stored)
 
-    def decode_rows(
-        self, rows: list[Row], wanted: Callable[[str], bool] | None = None
-    ) -> list[Delivered | int]:
-        """Each row as a Delivered event, or as its bare position when ``wanted`` says the
-        topic is of no interest (the projection still advances past it)."""
-        out: list[Delivered | int] = []
-        for row in rows:
-            if wanted is None or wanted(row[3]):
-                out.append(Delivered(row[0], self.decode(row)))
-            else:
-                out.append(row[0])
-        return out
+    def batch(self, rows: Sequence[Row], wanted: Callable[[str], bool]) -> Batch:
+        """The rows as a Batch of the events whose topic is ``wanted`` (only those are
+        decoded)."""
+        decode = self.decode
+        events = [Delivered(row[0], decode(row), row[3]) for row in rows if wanted(row[3])]
+        return Batch(rows[0][0], rows[-1][0], events)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from adapters.store import Store
 from adapters.store.engine import is_sqlite, is_transient
 from projections import metrics
 from projections.base import Projection
-from projections.decode import Decoder, Delivered, Row
+from projections.decode import Batch, Decoder, Delivered, Row
 from projections.unitofwork import RowCache, UnitOfWork
 from readmodels.generations import ACTIVE
 from readmodels.schema import active_table, model_tables, tracking_name
@@ -145,19 +145,19 @@ class Worker:
             return StepResult(0, 0, self.position or 0)
         return self.apply_rows(rows)
 
-    def apply_rows(
-        self, rows: Sequence[Row], decoded: Sequence[Delivered | int] | None = None
-    ) -> StepResult:
-        """Apply stored rows (consecutive, in id order); ``decoded`` may bring them decoded
-        already (shared by several projections in a rebuild), else they are decoded here."""
+    def apply_rows(self, rows: Sequence[Row]) -> StepResult:
+        """Apply stored rows (consecutive, in id order), decoding what this projection reads."""
+        return self.apply_batch(self.decoder.batch(rows, self.projection.wants))
+
+    def apply_batch(self, batch: Batch) -> StepResult:
+        """Apply a batch (its events may be decoded once for several projections, as in a
+        rebuild), retrying transient database errors a few times."""
         self.resolve()
-        if decoded is None:
-            decoded = self.decoder.decode_rows(list(rows), self.projection.wants)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._apply(rows, decoded)
+                return self._apply(batch)
             except GenerationSwitched as switched:
                 self.switch_to(switched.generation)
                 return StepResult(0, 0, 0)
@@ -170,7 +170,7 @@ class Worker:
                 time.sleep(0.05 * 2**attempt)
                 self.resolve()
 
-    def _apply(self, rows: Sequence[Row], decoded: Sequence[Delivered | int]) -> StepResult:
+    def _apply(self, batch: Batch) -> StepResult:
         started = time.perf_counter()
         with self.recorder.tracked(self.tracking) as (conn, locked):
             if self.follow:
@@ -179,7 +179,7 @@ class Worker:
                 ).scalar()
                 if active is not None and int(active) != self.generation:
                     raise GenerationSwitched(int(active))
-            pending = self.apply_locked(conn, locked, rows, decoded)
+            pending = self.apply_locked(conn, locked, batch)
         result = self.committed(pending)
         if self.follow and pending.uow is not None:
             metrics.observe_batch(
@@ -187,18 +187,11 @@ class Worker:
             )
         return result
 
-    def apply_locked(
-        self,
-        conn: Connection,
-        locked: int,
-        rows: Sequence[Row],
-        decoded: Sequence[Delivered | int],
-    ) -> Pending:
-        """Apply rows inside the caller's transaction, which holds this projection's tracking
-        lock at position ``locked``; call :meth:`committed` once it committed."""
-        first_id, last_id = rows[0][0], rows[-1][0]
-        tables = self.tables()
-        if locked < first_id - 1:
+    def apply_locked(self, conn: Connection, locked: int, batch: Batch) -> Pending:
+        """Apply a batch inside the caller's transaction, which holds this projection's
+        tracking lock at position ``locked``; call :meth:`committed` once it committed."""
+        read = batch.last - batch.first + 1
+        if locked < batch.first - 1:
             # The position is behind what was read (it was moved back): read again.
             self.cache.reset()
             return Pending(StepResult(0, 0, locked), None)
@@ -206,15 +199,15 @@ class Worker:
             self.cache.reset()
             if locked == 0:
                 # Nothing was ever applied to this generation: its tables are empty.
-                self.cache.mark_empty(tables)
-        todo = [d for d in decoded if _position(d) > locked]
-        if not todo:
+                self.cache.mark_empty(self.tables())
+        if locked >= batch.last:
             self.cache.position = locked
-            return Pending(StepResult(len(rows), 0, locked), None)
-        uow = UnitOfWork(conn, tables, self.cache)
-        applied = self._run(uow, todo)
-        self.recorder.set_position(conn, self.tracking, last_id)
-        return Pending(StepResult(len(rows), applied, last_id), uow)
+            return Pending(StepResult(read, 0, locked), None)
+        todo = batch.after(locked)
+        uow = UnitOfWork(conn, self.tables(), self.cache)
+        applied = self._run(uow, todo.events)
+        self.recorder.set_position(conn, self.tracking, batch.last)
+        return Pending(StepResult(read, applied, batch.last), uow)
 
     def committed(self, pending: Pending) -> StepResult:
         """The transaction of :meth:`apply_locked` committed: keep its rows, move on."""
@@ -225,9 +218,8 @@ class Worker:
         self.position = result.position
         return result
 
-    def _run(self, uow: UnitOfWork, todo: list[Delivered | int]) -> int:
+    def _run(self, uow: UnitOfWork, events: list[Delivered]) -> int:
         projection = self.projection
-        events = [d for d in todo if isinstance(d, Delivered)]
         projection.begin(uow)
         for name, keys in projection.prefetch(events).items():
             uow.prefetch(name, keys)
@@ -252,10 +244,6 @@ class Worker:
             target = head if until is None else min(until, head)
             if self.position >= target:
                 return total
-
-
-def _position(item: Delivered | int) -> int:
-    return item.position if isinstance(item, Delivered) else item
 
 
 def run_projection(store: Store, projection: Projection, **kwargs: Any) -> Worker:

@@ -118,7 +118,7 @@ def rebuild_command(
     names: list[str] = typer.Argument(None, help="Read models to rebuild (default: all)."),
     database_url: str | None = URL_OPTION,
     batch_size: int | None = typer.Option(
-        None, help="Events per batch (default: 500 on SQLite, 5000 on MySQL)."
+        None, help="Events per batch (default: 500 on SQLite, 20000 on MySQL)."
     ),
     keep_old: bool = typer.Option(False, help="Keep the old tables (retired) after the switch."),
     grace: float = typer.Option(

@@ -187,21 +187,29 @@ def test_queries_answer_during_a_rebuild_and_the_live_runner_follows_the_switch(
             drop_generation(store, result.model, result.new_generation)
 
 
-def test_an_interrupted_rebuild_resumes_where_it_stopped(store: Store) -> None:
+def test_an_interrupted_rebuild_resumes_where_it_stopped(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from projections.swaps import SwapsProjection
+
     traffic = Traffic(store)
     traffic.more(1500)
     catch_up(store)
     before = active(store)
+    original = SwapsProjection.apply
 
     class Interrupted(Exception):
         pass
 
-    def stop_early(position: int, head: int) -> None:
-        if position >= head // 2:
+    def crash_half_way(self: Any, event: Any, uow: Any, position: int) -> None:
+        if position > store.recorder.head() // 2:
             raise Interrupted
+        original(self, event, uow, position)
 
+    monkeypatch.setattr(SwapsProjection, "apply", crash_half_way)
     with pytest.raises(Interrupted):
-        rebuild(store, ["swaps", "stations"], batch_size=200, progress=stop_early)
+        rebuild(store, ["swaps", "stations"], batch_size=200)
+    monkeypatch.setattr(SwapsProjection, "apply", original)
     status = {s["name"]: s for s in projection_status(store)}
     building = status["swaps"]["rebuilding"]
     assert building is not None
@@ -224,3 +232,32 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(store: Store) -> None:
     finally:
         for result in fresh:
             drop_generation(store, result.model, result.new_generation)
+
+
+def test_a_rebuild_in_two_processes_equals_the_live_one(fresh_mysql_url: str) -> None:
+    store = open_store(fresh_mysql_url, init=True)
+    try:
+        create_all(store.engine)
+        Traffic(store).more(1500)
+        catch_up(store)
+        before = active(store)
+        reported: list[tuple[int, int]] = []
+        results = rebuild(
+            store,
+            processes=2,
+            keep_old=True,
+            grace=0,
+            progress=lambda position, head: reported.append((position, head)),
+        )
+        after = active(store)
+        for result in results:
+            assert result.events > 0 or result.model == "rejected"
+            assert (
+                differences(store.engine, result.model, before[result.model], after[result.model])
+                == []
+            )
+        assert reported
+        assert reported[-1][0] <= store.recorder.head()
+    finally:
+        ACTIVE.invalidate(store.engine)
+        store.close()

@@ -87,10 +87,12 @@ def test_decoder_matches_the_mapper(cls: type[DomainEvent]) -> None:
     assert got == event
 
 
-def test_unknown_topics_decode_raw_and_unwanted_rows_stay_positions() -> None:
-    row = (5, "thing:1", 1, "nowhere.module:Gone.Happened", b'{"a":1}', T)
-    decoded = Decoder().decode_rows([row], lambda topic: True)
-    assert decoded == [
-        Delivered(5, RawEvent("thing:1", 1, "nowhere.module:Gone.Happened", {"a": 1}))
-    ]
-    assert Decoder().decode_rows([row], lambda topic: False) == [5]
+def test_unknown_topics_decode_raw_and_unwanted_rows_only_move_the_position() -> None:
+    topic = "nowhere.module:Gone.Happened"
+    rows = [(5, "thing:1", 1, topic, b'{"a":1}', T), (6, "thing:1", 2, "other:X", b"{}", T)]
+    batch = Decoder().batch(rows, lambda t: t == topic)
+    assert (batch.first, batch.last) == (5, 6)
+    assert batch.events == [Delivered(5, RawEvent("thing:1", 1, topic, {"a": 1}), topic)]
+    assert Decoder().batch(rows, lambda t: False).events == []
+    assert batch.after(5).events == []
+    assert batch.after(5).first == 6
