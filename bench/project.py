@@ -143,19 +143,51 @@ def raw_scan(url: str) -> tuple[int, float]:
         conn.close()
 
 
-def timed_rebuild(url: str, batch_size: int | None) -> tuple[float, list[Any], int]:
+def server_cpu(url: str) -> float | None:
+    """CPU seconds used so far by a local mariadbd/mysqld listening on the URL's port
+    (best effort: None when it is not a local process this user can read)."""
+    from sqlalchemy.engine import make_url
+
+    port = make_url(url).port or 3306
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if not any(a.endswith((b"mariadbd", b"mysqld")) for a in argv[:1]):
+                continue
+            if f"--port={port}".encode() not in argv:
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks
+        except OSError:
+            continue
+    return None
+
+
+def timed_rebuild(
+    url: str, batch_size: int | None, processes: int | None
+) -> tuple[float, list[Any], int, float | None]:
     from adapters.store import open_store
     from replay.rebuild import drop_generation, rebuild
 
     store = open_store(url)
     try:
         head = store.recorder.head()
+        server_before = server_cpu(url)
         started = time.perf_counter()
-        results = rebuild(store, batch_size=batch_size, keep_old=True)
+        results = rebuild(store, batch_size=batch_size, keep_old=True, processes=processes)
         seconds = time.perf_counter() - started
+        server_after = server_cpu(url)
+        server = None
+        if server_before is not None and server_after is not None:
+            server = server_after - server_before
         for r in results:
             drop_generation(store, r.model, r.old_generation)
-        return seconds, results, head
+        return seconds, results, head, server
     finally:
         store.close()
 
@@ -180,6 +212,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", help="database name (default: a new one, dropped after)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="build in this many processes (default: the rebuild's choice)",
+    )
     args = parser.parse_args(argv)
     name = args.database or f"bench_proj_{secrets.token_hex(4)}"
     created = create_database(name)
@@ -194,19 +232,24 @@ def main(argv: list[str] | None = None) -> None:
             )
         rows, scan_seconds = raw_scan(url)
         print(f"raw scan: {rows:,} rows in {scan_seconds:.2f}s ({rows / scan_seconds:,.0f} rows/s)")
-        seconds, results, head = timed_rebuild(url, args.batch_size)
+        load = os.getloadavg()[0]
+        seconds, results, head, server = timed_rebuild(url, args.batch_size, args.processes)
         rate = head / seconds
         print(
             f"rebuild of {len(results)} read models: {head:,} events in {seconds:.1f}s "
             f"({rate:,.0f} events/s); ratio to the raw scan {seconds / scan_seconds:.1f}x "
             f"the time ({rate / (rows / scan_seconds):.1%} of its rate)"
         )
+        groups: dict[float, list[str]] = {}
         for r in results:
-            print(
-                f"  {r.model:10s} {r.events:>9,} events applied, "
-                f"{r.details['apply_seconds']:.1f}s in its own batches"
-            )
-        print(f"machine: {machine()}")
+            groups.setdefault(round(r.details["process_cpu_seconds"], 3), []).append(r.model)
+            print(f"  {r.model:10s} {r.events:>9,} events applied")
+        print(f"processes: {results[0].details['processes']}")
+        for cpu, models in groups.items():
+            print(f"  CPU {cpu:.1f}s: {', '.join(models)}")
+        if server is not None:
+            print(f"  database server CPU {server:.1f}s")
+        print(f"machine: {machine()}; load average before the rebuild {load:.2f}")
     finally:
         if not args.keep and args.database is None:
             drop_database(name)
