@@ -60,7 +60,7 @@ class AnalyticsProjection(Projection):
 
     def __init__(self) -> None:
         super().__init__()
-        self.inventory = Inventory(self._slot_changed)
+        self.inventory = Inventory(self._slot_changed, readings=False)
 
     def apply(self, event: Any, uow: UnitOfWork, position: int) -> None:
         at = event.occurred_at

@@ -69,6 +69,7 @@ class Decoder:
             self.mapper, "compressor", None
         )
         self._classes: dict[str, Any] = {}
+        self._plans: dict[type, tuple[str, ...]] = {}
 
     def event_class(self, topic: str) -> Any:
         cls = self._classes.get(topic)
@@ -88,11 +89,10 @@ class Decoder:
         if not self.fast or getattr(cls, "class_version", 1) != 1:
             return self._slow(originator_id, version, topic, state)
         data = orjson.loads(state)
-        if b'"_type_"' in state:
+        transcoded = state.count(b'"_type_"')
+        if transcoded:
             try:
-                for name, value in data.items():
-                    if type(value) is dict or type(value) is list:
-                        data[name] = self._value(value)
+                self._restore(cls, data, transcoded)
             except _Unknown:
                 return self._slow(originator_id, version, topic, state)
         if data.pop("class_version", 1) != 1:
@@ -102,6 +102,25 @@ class Decoder:
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", data)
         return event
+
+    def _restore(self, cls: type, data: dict[str, Any], transcoded: int) -> None:
+        """Turn the transcoded values back into objects. First only the fields the class
+        declares as datetime/Decimal (every event has two datetimes); if that does not
+        account for every ``"_type_"`` in the bytes, walk all values."""
+        plan = self._plans.get(cls)
+        if plan is None:
+            plan = self._plans[cls] = _scalar_transcoded_fields(cls)
+        restored = 0
+        for name in plan:
+            value = data.get(name)
+            if type(value) is dict:
+                data[name] = self._value(value)
+                restored += 1
+        if restored == transcoded:
+            return
+        for name, value in data.items():
+            if type(value) is dict or type(value) is list:
+                data[name] = self._value(value)
 
     def _value(self, value: Any) -> Any:
         if type(value) is dict:
@@ -137,6 +156,23 @@ class Decoder:
         decode = self.decode
         events = [Delivered(row[0], decode(row), row[3]) for row in rows if wanted(row[3])]
         return Batch(rows[0][0], rows[-1][0], events)
+
+
+def _scalar_transcoded_fields(cls: type) -> tuple[str, ...]:
+    """Fields declared ``datetime``, ``Decimal`` or ``UUID`` (optionally ``| None``)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:
+        return ()
+    scalar = (datetime, Decimal, UUID)
+    found = []
+    for name, kind in hints.items():
+        options = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
+        if len(options) == 1 and options[0] in scalar:
+            found.append(name)
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

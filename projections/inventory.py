@@ -43,8 +43,9 @@ SlotChange = Callable[[UnitOfWork, Row | None, Row | None, datetime], None]
 class Inventory:
     """Keeps ``slots`` and ``inv_batteries`` of one projection (see module docstring)."""
 
-    def __init__(self, on_change: SlotChange) -> None:
+    def __init__(self, on_change: SlotChange, *, readings: bool = True) -> None:
         self.on_change = on_change
+        self.readings = readings
 
     def apply(self, event: Any, uow: UnitOfWork) -> None:
         at = event.occurred_at
@@ -127,7 +128,7 @@ class Inventory:
             new["reserved_for"] = None
             new["reported_state"] = new["reported_at"] = None
         battery = uow.get("inv_batteries", new["battery_id"]) if new["battery_id"] else None
-        derive(new, battery, self.policy(uow))
+        derive(new, battery, self.policy(uow), readings=self.readings)
         if new == old:
             return old
         new["updated_at"] = at
@@ -182,8 +183,12 @@ class Inventory:
 _GRADES = {Battery.Quarantined: "quarantined", Battery.Reinstated: "ok", Battery.Retired: "retired"}
 
 
-def derive(slot: Row, battery: Row | None, policy: dict[str, Any]) -> None:
-    """Fill a slot's battery figures, ``issuable`` and ``state`` (readmodels/stations.py)."""
+def derive(
+    slot: Row, battery: Row | None, policy: dict[str, Any], *, readings: bool = True
+) -> None:
+    """Fill a slot's battery figures, ``issuable`` and ``state`` (readmodels/stations.py).
+    Without ``readings`` the slot keeps no SOC/SOH/temperature/grade of its own, so a
+    reading that changes neither state nor issuability leaves the row as it was."""
     min_soc, min_soh = policy["min_issue_soc"], policy["min_issue_soh"]
     if slot["battery_id"] is None:
         slot.update(soc=None, soh=None, temperature=None, grade=None, issuable=False)
@@ -192,8 +197,9 @@ def derive(slot: Row, battery: Row | None, policy: dict[str, Any]) -> None:
         soc = battery["soc"] if battery else None
         soh = battery["soh"] if battery else None
         grade = battery["grade"] if battery else "ok"
-        slot.update(soc=soc, soh=soh, temperature=battery["temperature"] if battery else None)
-        slot["grade"] = grade
+        if readings:
+            slot.update(soc=soc, soh=soh, temperature=battery["temperature"] if battery else None)
+            slot["grade"] = grade
         healthy = grade == "ok" and not (soh is not None and soh < min_soh)
         charged = soc is not None and soc >= min_soc
         slot["issuable"] = bool(

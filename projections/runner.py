@@ -42,7 +42,7 @@ from readmodels.schema import active_table, model_tables, tracking_name
 log = logging.getLogger(__name__)
 
 SQLITE_BATCH = 500
-MYSQL_BATCH = 2000
+MYSQL_BATCH = 5000
 
 
 def default_batch_size(store: Store) -> int:
