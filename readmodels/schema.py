@@ -122,13 +122,13 @@ def create_tables(engine: Engine, model: str, generation: int) -> dict[str, Tabl
 def drop_tables(engine: Engine, model: str, generation: int) -> None:
     for table in reversed(list(model_tables(model, generation).values())):
         if _exists(engine, table):
-            _ddl(engine, lambda conn, t=table: t.drop(conn), "no such table", "unknown table")
+            _ddl(engine, table.drop, "no such table", "unknown table")
 
 
 def _create(engine: Engine, tables: list[Table]) -> None:
     for table in tables:
         if not _exists(engine, table):
-            _ddl(engine, lambda conn, t=table: t.create(conn), "already exists")
+            _ddl(engine, table.create, "already exists")
 
 
 def _exists(engine: Engine, table: Table) -> bool:
@@ -136,7 +136,7 @@ def _exists(engine: Engine, table: Table) -> bool:
         return bool(engine.dialect.has_table(conn, table.name))
 
 
-def _ddl(engine: Engine, work: Callable[[Connection], None], *benign: str) -> None:
+def _ddl(engine: Engine, work: Callable[[Connection], object], *benign: str) -> None:
     """Run one DDL statement in a transaction of its own, whose first statement it is (on
     SQLite a transaction that read first cannot wait for the write lock: it fails at once
     with "database is locked"), retrying while the database is busy; errors saying the work
