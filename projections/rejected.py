@@ -30,9 +30,9 @@ class RejectedProjection(Projection):
                     {
                         "event_id": position,
                         "station_id": event.station_id,
-                        "mqtt_topic": event.topic[:255],
-                        "reason": event.reason[:64],
-                        "message": event.message[:500] if event.message else None,
+                        "mqtt_topic": event.topic,
+                        "reason": event.reason,
+                        "message": event.message or None,
                         "raw_b64": raw[:B64_CAP],
                         "raw_size": size,
                         "truncated": len(raw) > B64_CAP or (size or 0) > RAW_CAP,

@@ -134,7 +134,8 @@ _STATUS = {
 
 
 def _describe(row: dict[str, Any], event: Any) -> None:
-    row["personal"] = dict(event.personal)
+    personal = event.personal  # as given: a dict today, an encrypted or erased value later
+    row["personal"] = dict(personal) if isinstance(personal, dict) else personal
     row["vehicle"] = event.vehicle
     row["plan_id"] = event.plan_id
     row["role"] = event.role

@@ -22,13 +22,18 @@ it), or a batch failed, the cache is dropped. A table whose every row is in the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import String, Table, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
 from projections.sqlwrite import TableWriter
+from readmodels.types import ExactDecimal
+
+log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 MAX_CACHED_ROWS = 200_000
@@ -82,6 +87,18 @@ class Spec:
         self.single = len(self.pk) == 1
         self.defaults: Row = {name: None for name in self.columns}
         self.writer = TableWriter(table, dialect)
+        # Exact decimals are kept as the column stores them (quantized to its scale), so a
+        # row computed from the cache and one read back from the table are the same.
+        self.decimals = [
+            (c.name, c.type.step) for c in table.columns if isinstance(c.type, ExactDecimal)
+        ]
+        # Text longer than its column would fail the whole batch on MySQL (strict mode) and
+        # stop the projection for good: it is cut, with a warning, instead.
+        self.strings = [
+            (c.name, c.type.length)
+            for c in table.columns
+            if isinstance(c.type, String) and c.type.length and not c.primary_key
+        ]
 
     def key(self, row: Row) -> Any:
         if self.single:
@@ -92,6 +109,24 @@ class Spec:
         if self.single:
             return self.table.c[self.pk[0]].in_(keys)
         return tuple_(*(self.table.c[c] for c in self.pk)).in_(keys)
+
+
+def _quantize(row: Row, decimals: list[tuple[str, Decimal]]) -> None:
+    for column, step in decimals:
+        value = row[column]
+        if value is not None:
+            exact = value if isinstance(value, Decimal) else Decimal(str(value))
+            row[column] = exact.quantize(step)
+
+
+def _fit(row: Row, spec: Spec) -> None:
+    for column, length in spec.strings:
+        value = row[column]
+        if value is not None and len(value) > length:
+            log.warning(
+                "%s.%s: %d characters cut to %d", spec.table.name, column, len(value), length
+            )
+            row[column] = value[:length]
 
 
 _SPECS: dict[tuple[str, str], Spec] = {}
@@ -203,7 +238,11 @@ class UnitOfWork:
         return row
 
     def put(self, name: str, row: Row) -> None:
-        key = self.specs[name].key(row)
+        spec = self.specs[name]
+        if spec.decimals:
+            _quantize(row, spec.decimals)
+        _fit(row, spec)
+        key = spec.key(row)
         self.working[name][key] = row
         self.dirty[name].add(key)
 
@@ -212,6 +251,10 @@ class UnitOfWork:
         self.dirty[name].add(key)
 
     def insert(self, name: str, row: Row) -> None:
+        spec = self.specs[name]
+        if spec.decimals:
+            _quantize(row, spec.decimals)
+        _fit(row, spec)
         self.appended[name].append(row)
 
     def flush(self) -> int:

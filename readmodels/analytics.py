@@ -21,22 +21,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Double, Integer, MetaData, String, Table, select
 from sqlalchemy.engine import Connection, Engine
 
 from readmodels.generations import query
 from readmodels.stations import inventory_tables, slot_table
-from readmodels.types import MYSQL_TABLE_OPTIONS, ExactDecimal, Json, UtcDateTime, table_name
+from readmodels.types import (
+    ID,
+    MYSQL_TABLE_OPTIONS,
+    ExactDecimal,
+    Json,
+    UtcDateTime,
+    table_name,
+)
 
 MODEL = "analytics"
-VERSION = 1
+VERSION = 2
 
 
 def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     hourly = Table(
         table_name("station_hourly", suffix),
         metadata,
-        Column("station_id", String(64), primary_key=True),
+        Column("station_id", String(ID), primary_key=True),
         Column("hour", UtcDateTime, primary_key=True),
         Column("sessions", Integer, nullable=False),
         Column("swaps", Integer, nullable=False),
@@ -45,28 +52,28 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
         Column("cancelled", Integer, nullable=False),
         Column("timed_out", Integer, nullable=False),
         Column("durations", Json, nullable=False),
-        Column("duration_p50_s", Float),
-        Column("duration_p95_s", Float),
+        Column("duration_p50_s", Double),
+        Column("duration_p95_s", Double),
         Column("available_min", Integer),
         Column("available_max", Integer),
         Column("available_last", Integer),
-        Column("busy_s", Float, nullable=False),
-        Column("utilisation", Float, nullable=False),
+        Column("busy_s", Double, nullable=False),
+        Column("utilisation", Double, nullable=False),
         Column("energy_ah", ExactDecimal(14, 3), nullable=False),
         **MYSQL_TABLE_OPTIONS,
     )
     sessions = Table(
         table_name("an_sessions", suffix),
         metadata,
-        Column("session_id", String(64), primary_key=True),
-        Column("station_id", String(64), nullable=False),
+        Column("session_id", String(ID), primary_key=True),
+        Column("station_id", String(ID), nullable=False),
         Column("opened_at", UtcDateTime, nullable=False),
         **MYSQL_TABLE_OPTIONS,
     )
     stations = Table(
         table_name("an_stations", suffix),
         metadata,
-        Column("station_id", String(64), primary_key=True),
+        Column("station_id", String(ID), primary_key=True),
         Column("slot_count", Integer, nullable=False),
         Column("available", Integer, nullable=False),
         Column("busy_since", UtcDateTime),

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
-    Float,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -27,7 +27,9 @@ from sqlalchemy.engine import Connection, Engine
 from readmodels.generations import query
 from readmodels.paging import Page, page
 from readmodels.types import (
+    ID,
     MYSQL_TABLE_OPTIONS,
+    TEXT,
     ExactDecimal,
     Json,
     UtcDateTime,
@@ -35,7 +37,7 @@ from readmodels.types import (
 )
 
 MODEL = "batteries"
-VERSION = 1
+VERSION = 2
 STATUSES = ("docked", "reserved", "in_use", "warehouse", "repair", "quarantined", "retired")
 
 
@@ -43,24 +45,24 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     batteries = Table(
         table_name("batteries", suffix),
         metadata,
-        Column("battery_id", String(64), primary_key=True),
-        Column("battery_type", String(64), nullable=False),
+        Column("battery_id", String(ID), primary_key=True),
+        Column("battery_type", String(TEXT), nullable=False),
         Column("capacity_ah", ExactDecimal(12, 3), nullable=False),
         Column("manufactured_on", String(32)),
         Column("custody", Json, nullable=False),
         Column("custody_kind", String(16), nullable=False),
-        Column("station_id", String(64)),
+        Column("station_id", String(ID)),
         Column("slot", Integer),
-        Column("rider_id", String(64)),
+        Column("rider_id", String(ID)),
         Column("grade", String(16), nullable=False),
         Column("status", String(16), nullable=False),
-        Column("reserved_for", String(64)),
-        Column("soc", Float),
-        Column("soh", Float),
-        Column("temperature", Float),
-        Column("voltage", Float),
+        Column("reserved_for", String(ID)),
+        Column("soc", Double),
+        Column("soh", Double),
+        Column("temperature", Double),
+        Column("voltage", Double),
         Column("cycle_count", Integer),
-        Column("error_code", String(64)),
+        Column("error_code", String(TEXT)),
         Column("reading_at", UtcDateTime),
         Column("last_seen_at", UtcDateTime, nullable=False),
         Column("registered_at", UtcDateTime, nullable=False),

@@ -28,7 +28,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from readmodels.generations import query
 from readmodels.paging import Page, page
-from readmodels.types import MYSQL_TABLE_OPTIONS, ExactDecimal, Json, UtcDateTime, table_name
+from readmodels.types import (
+    ID,
+    MYSQL_TABLE_OPTIONS,
+    TEXT,
+    ExactDecimal,
+    Json,
+    UtcDateTime,
+    table_name,
+)
 
 MODEL = "billing"
 VERSION = 1
@@ -41,10 +49,10 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     bills = Table(
         table_name("bills", suffix),
         metadata,
-        Column("rider_id", String(64), primary_key=True),
+        Column("rider_id", String(ID), primary_key=True),
         Column("month", String(7), primary_key=True),
         Column("status", String(8), nullable=False),
-        Column("plan_id", String(64)),
+        Column("plan_id", String(ID)),
         Column("used_ah", ah, nullable=False),
         Column("adjustment_ah", ah, nullable=False),
         Column("total_ah", ah, nullable=False),
@@ -71,11 +79,11 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
         table_name("bill_lines", suffix),
         metadata,
         Column("event_id", BigInteger, primary_key=True, autoincrement=False),
-        Column("rider_id", String(64), nullable=False),
+        Column("rider_id", String(ID), nullable=False),
         Column("month", String(7), nullable=False),
         Column("for_month", String(7), nullable=False),
         Column("adjustment", Boolean, nullable=False),
-        Column("session_id", String(64), nullable=False),
+        Column("session_id", String(ID), nullable=False),
         Column("kind", String(16), nullable=False),
         Column("energy_ah", ah, nullable=False),
         Column("swap_at", UtcDateTime, nullable=False),
@@ -86,8 +94,8 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     plans = Table(
         table_name("plans", suffix),
         metadata,
-        Column("plan_id", String(64), primary_key=True),
-        Column("name", String(200), nullable=False),
+        Column("plan_id", String(ID), primary_key=True),
+        Column("name", String(TEXT), nullable=False),
         Column("monthly_fee", ExactDecimal(16, 4), nullable=False),
         Column("included_ah", ah, nullable=False),
         Column("extra_ah_rate", ExactDecimal(18, 6), nullable=False),
@@ -98,8 +106,8 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     rider_plans = Table(
         table_name("bl_rider_plans", suffix),
         metadata,
-        Column("rider_id", String(64), primary_key=True),
-        Column("plan_id", String(64)),
+        Column("rider_id", String(ID), primary_key=True),
+        Column("plan_id", String(ID)),
         **MYSQL_TABLE_OPTIONS,
     )
     return {"bills": bills, "lines": lines, "plans": plans, "rider_plans": rider_plans}

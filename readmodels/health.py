@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, String, Table, select
 from sqlalchemy.engine import Connection, Engine
 
 from readmodels.generations import query
 from readmodels.paging import Page, page
-from readmodels.types import MYSQL_TABLE_OPTIONS, UtcDateTime, table_name
+from readmodels.types import ID, MYSQL_TABLE_OPTIONS, TEXT, UtcDateTime, table_name
 
 MODEL = "health"
-VERSION = 1
+VERSION = 2
 READING_COLUMNS = (
     "soc",
     "soh",
@@ -42,25 +42,25 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
         table_name("health", suffix),
         metadata,
         Column("event_id", BigInteger, primary_key=True, autoincrement=False),
-        Column("battery_id", String(64), nullable=False),
+        Column("battery_id", String(ID), nullable=False),
         Column("measured_at", UtcDateTime, nullable=False),
         Column("recorded_at", UtcDateTime, nullable=False),
-        Column("source", String(32), nullable=False),
-        Column("station_id", String(64)),
+        Column("source", String(TEXT), nullable=False),
+        Column("station_id", String(ID)),
         Column("slot", Integer),
-        Column("soc", Float),
-        Column("soh", Float),
-        Column("temperature", Float),
-        Column("voltage", Float),
-        Column("pack_voltage", Float),
-        Column("cell_voltage_min", Float),
-        Column("cell_voltage_max", Float),
-        Column("max_temp", Float),
-        Column("ambient_temp", Float),
-        Column("humidity", Float),
-        Column("internal_resist", Float),
+        Column("soc", Double),
+        Column("soh", Double),
+        Column("temperature", Double),
+        Column("voltage", Double),
+        Column("pack_voltage", Double),
+        Column("cell_voltage_min", Double),
+        Column("cell_voltage_max", Double),
+        Column("max_temp", Double),
+        Column("ambient_temp", Double),
+        Column("humidity", Double),
+        Column("internal_resist", Double),
         Column("cycle_count", Integer),
-        Column("error_code", String(64)),
+        Column("error_code", String(TEXT)),
         Index(f"ix_{suffix}_health_battery", "battery_id", "measured_at"),
         **MYSQL_TABLE_OPTIONS,
     )

@@ -12,7 +12,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from readmodels.generations import query
 from readmodels.paging import Page, page
-from readmodels.types import MYSQL_TABLE_OPTIONS, LongText, UtcDateTime, table_name
+from readmodels.types import (
+    ID,
+    MYSQL_TABLE_OPTIONS,
+    TEXT,
+    LongText,
+    UtcDateTime,
+    table_name,
+)
 
 MODEL = "rejected"
 VERSION = 1
@@ -24,10 +31,10 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
         table_name("rejected", suffix),
         metadata,
         Column("event_id", BigInteger, primary_key=True, autoincrement=False),
-        Column("station_id", String(64)),
-        Column("mqtt_topic", String(255)),
-        Column("reason", String(64), nullable=False),
-        Column("message", String(500)),
+        Column("station_id", String(ID)),
+        Column("mqtt_topic", String(TEXT)),
+        Column("reason", String(TEXT), nullable=False),
+        Column("message", String(TEXT)),
         Column("raw_b64", LongText),
         Column("raw_size", Integer),
         Column("truncated", Boolean, nullable=False),

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from readmodels.generations import query
 from readmodels.paging import Page, page
-from readmodels.types import MYSQL_TABLE_OPTIONS, Json, UtcDateTime, table_name
+from readmodels.types import ID, MYSQL_TABLE_OPTIONS, TEXT, Json, UtcDateTime, table_name
 
 MODEL = "riders"
 VERSION = 1
@@ -24,21 +24,21 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     riders = Table(
         table_name("riders", suffix),
         metadata,
-        Column("rider_id", String(64), primary_key=True),
+        Column("rider_id", String(ID), primary_key=True),
         Column("personal", Json),
-        Column("vehicle", String(200)),
-        Column("plan_id", String(64)),
-        Column("role", String(32), nullable=False),
+        Column("vehicle", String(TEXT)),
+        Column("plan_id", String(ID)),
+        Column("role", String(TEXT), nullable=False),
         Column("status", String(16), nullable=False),
-        Column("status_reason", String(200)),
+        Column("status_reason", String(TEXT)),
         Column("batteries", Json, nullable=False),
-        Column("battery_id", String(64)),
-        Column("open_session_id", String(64)),
-        Column("open_station_id", String(64)),
+        Column("battery_id", String(ID)),
+        Column("open_session_id", String(ID)),
+        Column("open_station_id", String(ID)),
         Column("swap_count", Integer, nullable=False),
         Column("last_swap_at", UtcDateTime),
-        Column("last_swap_session_id", String(64)),
-        Column("last_swap_station_id", String(64)),
+        Column("last_swap_session_id", String(ID)),
+        Column("last_swap_station_id", String(ID)),
         Column("registered_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
         Column("position", BigInteger, nullable=False),
@@ -49,10 +49,10 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     cards = Table(
         table_name("rider_cards", suffix),
         metadata,
-        Column("rfid_code", String(64), primary_key=True),
-        Column("rider_id", String(64), nullable=False),
+        Column("rfid_code", String(ID), primary_key=True),
+        Column("rider_id", String(ID), nullable=False),
         Column("status", String(16), nullable=False),
-        Column("reason", String(200)),
+        Column("reason", String(TEXT)),
         Column("issued_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
         Column("position", BigInteger, nullable=False),

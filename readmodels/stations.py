@@ -20,7 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Float,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -32,10 +32,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from readmodels.generations import query
 from readmodels.paging import Page, page
-from readmodels.types import MYSQL_TABLE_OPTIONS, Json, UtcDateTime, table_name
+from readmodels.types import ID, MYSQL_TABLE_OPTIONS, REASON, TEXT, Json, UtcDateTime, table_name
 
 MODEL = "stations"
-VERSION = 1
+VERSION = 2
 SLOT_STATES = ("ready", "charging", "empty", "faulty")
 
 
@@ -43,18 +43,18 @@ def slot_table(metadata: MetaData, name: str, suffix: str) -> Table:
     return Table(
         table_name(name, suffix),
         metadata,
-        Column("station_id", String(64), primary_key=True),
+        Column("station_id", String(ID), primary_key=True),
         Column("slot", Integer, primary_key=True, autoincrement=False),
-        Column("battery_id", String(64)),
-        Column("state", String(16), nullable=False),
+        Column("battery_id", String(ID)),
+        Column("state", String(REASON), nullable=False),
         Column("state_source", String(16), nullable=False),
-        Column("reported_state", String(16)),
+        Column("reported_state", String(REASON)),
         Column("reported_at", UtcDateTime),
-        Column("soc", Float),
-        Column("soh", Float),
-        Column("temperature", Float),
+        Column("soc", Double),
+        Column("soh", Double),
+        Column("temperature", Double),
         Column("grade", String(16)),
-        Column("reserved_for", String(64)),
+        Column("reserved_for", String(ID)),
         Column("issuable", Boolean, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
         **MYSQL_TABLE_OPTIONS,
@@ -66,12 +66,12 @@ def inventory_tables(metadata: MetaData, prefix: str, suffix: str) -> dict[str, 
     batteries = Table(
         table_name(f"{prefix}_inv_batteries", suffix),
         metadata,
-        Column("battery_id", String(64), primary_key=True),
-        Column("station_id", String(64)),
+        Column("battery_id", String(ID), primary_key=True),
+        Column("station_id", String(ID)),
         Column("slot", Integer),
-        Column("soc", Float),
-        Column("soh", Float),
-        Column("temperature", Float),
+        Column("soc", Double),
+        Column("soh", Double),
+        Column("temperature", Double),
         Column("grade", String(16), nullable=False),
         Column("reading_at", UtcDateTime),
         **MYSQL_TABLE_OPTIONS,
@@ -90,11 +90,11 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     stations = Table(
         table_name("stations", suffix),
         metadata,
-        Column("station_id", String(64), primary_key=True),
-        Column("name", String(200), nullable=False),
-        Column("location", String(200)),
-        Column("lat", Float),
-        Column("lng", Float),
+        Column("station_id", String(ID), primary_key=True),
+        Column("name", String(TEXT), nullable=False),
+        Column("location", String(TEXT)),
+        Column("lat", Double),
+        Column("lng", Double),
         Column("slot_count", Integer, nullable=False),
         Column("status", String(16), nullable=False),
         Column("status_source", String(16)),

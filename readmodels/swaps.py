@@ -19,7 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Float,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -31,10 +31,19 @@ from sqlalchemy.engine import Connection, Engine
 
 from readmodels.generations import query
 from readmodels.paging import Page, page
-from readmodels.types import MYSQL_TABLE_OPTIONS, ExactDecimal, Json, UtcDateTime, table_name
+from readmodels.types import (
+    ID,
+    MYSQL_TABLE_OPTIONS,
+    REASON,
+    TEXT,
+    ExactDecimal,
+    Json,
+    UtcDateTime,
+    table_name,
+)
 
 MODEL = "swaps"
-VERSION = 1
+VERSION = 2
 OUTCOMES = ("completed", "refused", "cancelled", "timed_out")
 
 
@@ -42,37 +51,37 @@ def define(metadata: MetaData, suffix: str) -> dict[str, Table]:
     swaps = Table(
         table_name("swaps", suffix),
         metadata,
-        Column("session_id", String(64), primary_key=True),
-        Column("station_id", String(64), nullable=False),
-        Column("rider_id", String(64)),
-        Column("rfid_code", String(64)),
+        Column("session_id", String(ID), primary_key=True),
+        Column("station_id", String(ID), nullable=False),
+        Column("rider_id", String(ID)),
+        Column("rfid_code", String(ID)),
         Column("state", String(24), nullable=False),
         Column("outcome", String(16)),
-        Column("reason", String(64)),
-        Column("station_reason", String(200)),
+        Column("reason", String(REASON)),
+        Column("station_reason", String(TEXT)),
         Column("opened_at", UtcDateTime, nullable=False),
         Column("initiated_at", UtcDateTime),
         Column("closed_at", UtcDateTime),
-        Column("duration_s", Float),
-        Column("returned_battery_id", String(64)),
+        Column("duration_s", Double),
+        Column("returned_battery_id", String(ID)),
         Column("returned_slot", Integer),
-        Column("returned_soc", Float),
-        Column("returned_soh", Float),
-        Column("returned_temperature", Float),
-        Column("returned_voltage", Float),
-        Column("returned_issue_soc", Float),
+        Column("returned_soc", Double),
+        Column("returned_soh", Double),
+        Column("returned_temperature", Double),
+        Column("returned_voltage", Double),
+        Column("returned_issue_soc", Double),
         Column("taken_back", Boolean, nullable=False),
-        Column("picked_battery_id", String(64)),
+        Column("picked_battery_id", String(ID)),
         Column("picked_slot", Integer),
-        Column("issued_battery_id", String(64)),
+        Column("issued_battery_id", String(ID)),
         Column("issued_slot", Integer),
-        Column("issued_soc", Float),
-        Column("issued_soh", Float),
+        Column("issued_soc", Double),
+        Column("issued_soh", Double),
         Column("capacity_ah", ExactDecimal(12, 3)),
         Column("energy_used_ah", ExactDecimal(14, 3)),
         Column("corrections", Json, nullable=False),
         Column("correction_count", Integer, nullable=False),
-        Column("superseded_by", String(64)),
+        Column("superseded_by", String(ID)),
         Column("policy_version", Integer),
         Column("updated_at", UtcDateTime, nullable=False),
         Column("position", BigInteger, nullable=False),

@@ -114,6 +114,13 @@ class Json(TypeDecorator[Any]):
         return None if value is None else orjson.loads(value)
 
 
+ID = 160
+"""Length of id columns: the store's stream ids are at most 160 characters, prefix included."""
+TEXT = 1000
+"""Length of free-text columns (names, reasons, notes): the domain accepts up to 1000."""
+REASON = 200
+"""Length of reason-code columns (codes are short; room for an adapter's own words)."""
+
 MYSQL_TABLE_OPTIONS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",

@@ -1,6 +1,7 @@
 """``bss project`` as a real process on MariaDB: kill -9 in the middle of a long catch-up,
-more commands meanwhile, restart, and every read model ends equal, row for row, to a fresh
-rebuild (nothing missing, nothing doubled); SIGTERM stops it cleanly."""
+more commands meanwhile, restart as two processes racing on every projection, and every read
+model ends equal, row for row, to a fresh rebuild (nothing missing, nothing doubled);
+SIGTERM stops them cleanly."""
 
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ def test_kill_9_mid_catch_up_and_restart(
     log = tmp_path / "project.log"
     first = ProjectProcess(fresh_mysql_url, log, "--batch-size", "50")
     second: ProjectProcess | None = None
+    third: ProjectProcess | None = None
     try:
         wait_for(lambda: min(positions(store).values()) > 2_000, 120, "a good start", first)
         first.kill()
@@ -127,13 +129,18 @@ def test_kill_9_mid_catch_up_and_restart(
         drive(fleet, execute, actions, commands=1_000, batch=100)  # life goes on meanwhile
         head = store.recorder.head()
         second = ProjectProcess(fresh_mysql_url, log, "--batch-size", "500")
+        third = ProjectProcess(fresh_mysql_url, tmp_path / "third.log", "--batch-size", "300")
         wait_for(lambda: min(positions(store).values()) >= head, 240, "the catch-up", second)
+        assert third.alive()
         assert second.terminate() == 0
+        assert third.terminate() == 0
         assert "stopped" in second.text()
+        assert "Traceback" not in second.text() + third.text()
     finally:
         first.ensure_stopped()
-        if second is not None:
-            second.ensure_stopped()
+        for process in (second, third):
+            if process is not None:
+                process.ensure_stopped()
 
     with store.engine.connect() as conn:
         active = read_active(conn)

@@ -339,6 +339,21 @@ def test_two_runners_racing_on_one_projection_apply_each_event_once(store: Store
     assert fresh_differences(store) == {model: [] for model in NAMES}
 
 
+def test_runners_restarted_after_every_batch_end_as_one_that_ran_through(store: Store) -> None:
+    """Every batch with a cold cache: rows read back from the tables (types as the columns
+    store them) must give the same results as rows kept in memory."""
+    fleet_events(store, 800)
+    head = store.recorder.head()
+    for projection in make():
+        while True:
+            worker = Worker(store, type(projection)(), batch_size=157)
+            worker.resolve()
+            if (worker.position or 0) >= head:
+                break
+            worker.step()
+    assert fresh_differences(store) == {model: [] for model in NAMES}
+
+
 def test_live_runners_keep_up_while_commands_arrive(store: Store) -> None:
     fleet = Fleet(stations=3, slots=5, batteries=20, riders=8, seed=11, swap_weight=0.2)
     ledger = Ledger(store)
@@ -382,7 +397,7 @@ def test_a_crashing_projection_is_restarted_and_reported(
     assert state["riders"]["restarts"] == 0
     assert status["swaps"]["state"] == "running"
     assert status["swaps"]["lag"] == 0
-    assert REGISTRY.get_sample_value("bss_projection_crashes_total", {"name": "swaps"}) >= 3
+    assert (REGISTRY.get_sample_value("bss_projection_crashes_total", {"name": "swaps"}) or 0) >= 3
     found = fresh_differences(store)
     assert found["swaps"] == [], found["swaps"]
 

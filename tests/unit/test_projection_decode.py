@@ -79,7 +79,7 @@ def test_decoder_matches_the_mapper(cls: type[DomainEvent]) -> None:
         **values,
     )
     stored = mapper.to_stored_event(event)
-    row = (99, stored.originator_id, stored.originator_version, stored.topic, stored.state, T)
+    row = (99, str(stored.originator_id), stored.originator_version, stored.topic, stored.state, T)
     expected = mapper.to_domain_event(stored)
     got = Decoder().decode(row)
     assert type(got) is type(expected)

@@ -15,6 +15,7 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from domain import commands as c
+from domain.rider import Rider
 from projections import make
 from projections.analytics import hour_of, percentile
 from projections.base import Projection
@@ -61,10 +62,10 @@ def project(projection: Projection, events: list[Any]) -> Rows:
             projection.apply(event, uow, position)
     projection.end(uow)
     found: Rows = {name: {} for name in tables}
-    for name, rows in uow.working.items():
-        found[name] = {k: v for k, v in rows.items() if v is not None}
-    for name, rows in uow.appended.items():
-        for row in rows:
+    for name, working in uow.working.items():
+        found[name] = {k: v for k, v in working.items() if v is not None}
+    for name, appended in uow.appended.items():
+        for row in appended:
             found[name][uow.specs[name].key(row)] = row
     return found
 
@@ -125,7 +126,9 @@ def scene() -> Scene:
 
 def swap(s: Scene, session: str, back_soc: float = 30, out: str = "B1") -> None:
     s.ok(c.AuthorizeCard, station_id="S1", rfid_code="C1", session_id=session)
-    held = s.ledger.get(__import__("domain.rider").rider.Rider, "R1").batteries[0]
+    rider = s.ledger.get(Rider, "R1")
+    assert rider is not None
+    held = rider.batteries[0]
     s.ok(
         c.InitiateSwap,
         seconds=10,
@@ -365,3 +368,19 @@ def test_percentiles_and_hours() -> None:
     assert percentile([float(n) for n in range(1, 101)], 0.95) == 95.0
     local = datetime(2025, 1, 1, 1, 30, tzinfo=__import__("datetime").timezone(timedelta(hours=2)))
     assert hour_of(local) == datetime(2024, 12, 31, 23, tzinfo=UTC)
+
+
+def test_rows_are_kept_as_the_columns_store_them() -> None:
+    tables = model_tables("swaps", 1)
+    cache = RowCache()
+    cache.mark_empty(tables)
+    conn = SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))
+    uow = UnitOfWork(conn, tables, cache)  # type: ignore[arg-type]
+    row = uow.new(
+        "swaps", session_id="s1", station_reason="x" * 1500, energy_used_ah=Decimal("1.5")
+    )
+    uow.put("swaps", row)
+    stored = uow.get("swaps", "s1")
+    assert stored is not None
+    assert len(stored["station_reason"]) == 1000
+    assert str(stored["energy_used_ah"]) == "1.500"
