@@ -35,6 +35,7 @@ from adapters.store.engine import is_sqlite, is_transient
 from projections import metrics
 from projections.base import Projection
 from projections.decode import Batch, Decoder, Delivered, Row
+from projections.sharedlog import SharedLog
 from projections.unitofwork import RowCache, UnitOfWork
 from readmodels.generations import ACTIVE
 from readmodels.schema import active_table, model_tables, tracking_name
@@ -90,6 +91,7 @@ class Worker:
         generation: int | None = None,
         batch_size: int | None = None,
         decoder: Decoder | None = None,
+        log: SharedLog | None = None,
     ) -> None:
         self.store = store
         self.recorder = store.recorder
@@ -99,6 +101,7 @@ class Worker:
         self.generation = generation
         self.batch_size = batch_size or default_batch_size(store)
         self.decoder = decoder or Decoder()
+        self.log = log
         self.cache = RowCache()
         self.position: int | None = None
         self.applied_total = 0
@@ -134,7 +137,13 @@ class Worker:
         """Read one batch after the position and apply it; ``read == 0`` means caught up."""
         self.resolve()
         assert self.position is not None
-        rows = self.recorder.select_rows(self.position, self.batch_size)
+        if self.log is not None:
+            shared = self.log.after(self.position)
+            if shared is not None:
+                return self.apply_batch(shared.only(self.projection.topics))
+            rows = []
+        else:
+            rows = self.recorder.select_rows(self.position, self.batch_size)
         if not rows:
             if self.follow:
                 # Idle: learn of a switch now rather than with the next event.

@@ -9,7 +9,8 @@ lag gauges once a second. :meth:`Supervisor.status` reports each runner's state
 
 Idle runners poll every ``interval`` seconds and wake at once on appends made in this
 process (``recorder.wait_for_append``), so ``bss serve`` shows a command's effect in the
-read models within milliseconds.
+read models within milliseconds. The runners read the log through one SharedLog, so a
+catch-up reads and decodes each event once, not once per read model.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any
 
 from adapters.store import Store
 from projections import NAMES, make, metrics
-from projections.runner import Worker
+from projections.runner import Worker, default_batch_size
+from projections.sharedlog import SharedLog
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ class Supervisor:
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.states = {name: RunnerState(name) for name in self.names}
+        topics = frozenset().union(*(p.topics for p in make(self.names)))
+        self.log = SharedLog(store, topics, block=batch_size or default_batch_size(store))
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -149,7 +153,9 @@ class Supervisor:
         while not self._stopping.is_set():
             try:
                 if worker is None:
-                    worker = Worker(self.store, make([name])[0], batch_size=self.batch_size)
+                    worker = Worker(
+                        self.store, make([name])[0], batch_size=self.batch_size, log=self.log
+                    )
                     worker.resolve()
                     self._update(state, worker, running=True)
                 result = worker.step()
