@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
@@ -134,21 +138,43 @@ def progress_view(sim: Simulator) -> Group:
     return Group(line, Text(f"refusals: {top}" if top else "", style="dim"))
 
 
+@contextlib.contextmanager
+def _stop_on_sigterm(sim: Simulator) -> Iterator[None]:
+    """SIGTERM stops the fleet like Ctrl-C: visits in progress finish, stations say goodbye."""
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        sim.stop()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_signal)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_with_progress(config: SimulatorConfig, *, quiet: bool = False) -> Summary:
     """Run the simulator in this thread, with a live line of progress unless ``quiet``."""
     from adapters.mqtt.simulator import Simulator
 
     if quiet:
-        return Simulator(config).run()
+        sim = Simulator(config)
+        with _stop_on_sigterm(sim):
+            return sim.run()
     console.print(
         f"registering {config.stations} stations and {config.riders} riders (seed {config.seed})"
     )
-    with Live(console=console, auto_refresh=False, transient=False) as live:
+    with contextlib.ExitStack() as stack:
+        live = stack.enter_context(Live(console=console, auto_refresh=False, transient=False))
 
         def tick(sim: Simulator) -> None:
             live.update(progress_view(sim), refresh=True)
 
         sim = Simulator(config, on_tick=tick)
+        stack.enter_context(_stop_on_sigterm(sim))
         sim.prepare()
         console.print(
             f"registered {sim.summary.registered} new, {sim.summary.already_registered} already "
