@@ -117,6 +117,18 @@ def child(*argv: str) -> subprocess.Popen[bytes]:
     )
 
 
+def child_with_stdin(*argv: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.ingest", *argv],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def child_result(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
     out, err = proc.communicate(timeout=timeout)
     if proc.returncode != 0:
@@ -280,6 +292,8 @@ def readings_throughput(srv: Servers, args: argparse.Namespace) -> dict[str, Any
         raw = raw_throughput(srv, plan_file, args.readings)
         Ingest(ledger, config).start().stop()  # the session now exists, and waits
         publish(srv, plan_file, args.readings)
+        meter = CpuMeter(srv)
+        meter.start()
         ingest = Ingest(ledger, config).start()
         try:
             first = None
@@ -292,6 +306,7 @@ def readings_throughput(srv: Servers, args: argparse.Namespace) -> dict[str, Any
                     break
                 time.sleep(0.005)
             end = time.monotonic()
+            cpu = meter.stop()
             stats = ingest.stats
         finally:
             ingest.stop()
@@ -312,6 +327,7 @@ def readings_throughput(srv: Servers, args: argparse.Namespace) -> dict[str, Any
             "rate": rate,
             "batches": stats.batches,
             "rejected": stats.rejected,
+            "cpu": cpu,
         },
         "ratio": rate / raw["rate"] if raw["rate"] else 0.0,
     }
@@ -324,8 +340,88 @@ def simulate_main(args: argparse.Namespace) -> None:
     """Child: run the simulator with the JSON options, print its summary as JSON."""
     from adapters.mqtt.simulator import Simulator, SimulatorConfig
 
-    summary = Simulator(SimulatorConfig(**json.loads(args.options))).run()
-    print(json.dumps(summary.as_dict()))
+    sim = Simulator(SimulatorConfig(**json.loads(args.options)))
+    sim.prepare()
+    print("ready", flush=True)  # the parent starts counting CPU time now
+    cpu = time.process_time()
+    summary = sim.run()
+    print(json.dumps({**summary.as_dict(), "cpu_s": time.process_time() - cpu}))
+
+
+def ingest_main(args: argparse.Namespace) -> None:
+    """Child: one more ingest process in the shared subscription group, until stdin closes;
+    prints its CPU time."""
+    from adapters.mqtt.ingest import Ingest, IngestConfig
+    from adapters.store import open_store
+    from ledger.service import Ledger
+
+    store = open_store(args.database_url)
+    config = IngestConfig(
+        host=args.host,
+        port=args.port,
+        client_id=f"bench-ingest-{secrets.token_hex(3)}",
+        shared_group=args.group,
+        session_expiry=60,
+        sweep_interval=0,
+    )
+    ingest = Ingest(Ledger(store), config).start()
+    print("ready", flush=True)
+    cpu = time.process_time()
+    sys.stdin.read()  # the parent closes it at the end
+    used = time.process_time() - cpu
+    ingest.stop()
+    store.close()
+    print(json.dumps({"cpu_s": used}))
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None when unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by the ingest (this process), the servers and a child, between
+    ``start()`` and ``stop()``: where the machine's two cores went."""
+
+    def __init__(self, srv: Servers) -> None:
+        self.pids = {
+            "mosquitto": srv.mosquitto.pid if srv.mosquitto is not None else None,
+            "mariadb": srv.mariadb.pid if srv.mariadb is not None else None,
+        }
+        self.before: dict[str, float | None] = {}
+        self.wall = 0.0
+
+    def start(self) -> None:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.before["ingest"] = time.process_time()
+        self.wall = time.monotonic()
+
+    def stop(self) -> dict[str, float | None]:
+        used: dict[str, float | None] = {"wall": time.monotonic() - self.wall}
+        used["ingest"] = time.process_time() - (self.before["ingest"] or 0.0)
+        for name, pid in self.pids.items():
+            now, then = cpu_seconds(pid), self.before.get(name)
+            used[name] = None if now is None or then is None else now - then
+        return used
+
+
+def run_simulation(srv: Servers, options: dict[str, Any]) -> dict[str, Any]:
+    """The simulator in a child process; CPU counted from its first visit to its last."""
+    proc = child("simulate", "--options", json.dumps(options))
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
+        return child_result(proc, 60)  # it failed: raise with its error
+    meter = CpuMeter(srv)
+    meter.start()
+    result = child_result(proc, 1800)
+    result["cpu"] = {**meter.stop(), "simulator": result.pop("cpu_s")}
+    return result
 
 
 def swaps(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
@@ -336,16 +432,35 @@ def swaps(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
     url = new_database(srv.database_url)
     store = open_store(url, init=True)
     ledger = Ledger(store)
+    group = f"bench-{secrets.token_hex(3)}" if args.ingest_processes > 1 else None
     ingest = Ingest(
         ledger,
         IngestConfig(
             host=srv.mqtt_host,
             port=srv.mqtt_port,
             client_id=f"bench-ingest-{secrets.token_hex(3)}",
+            shared_group=group,
             session_expiry=60,
             sweep_interval=5,
         ),
     ).start()
+    extra = [
+        child_with_stdin(
+            "ingest",
+            "--database-url",
+            url,
+            "--host",
+            srv.mqtt_host,
+            "--port",
+            str(srv.mqtt_port),
+            "--group",
+            str(group),
+        )
+        for _ in range(args.ingest_processes - 1)
+    ]
+    for proc in extra:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready", "an extra ingest did not start"
     fleet = {
         "stations": args.stations,
         "riders": args.stations * 20,
@@ -364,21 +479,27 @@ def swaps(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
         "reply_timeout": 10.0,
     }
     try:
-        closed = child(
-            "simulate", "--options", json.dumps({**fleet, "swaps": args.swaps, "rate": 0})
-        )
-        throughput = child_result(closed, 1800)
+        throughput = run_simulation(srv, {**fleet, "swaps": args.swaps, "rate": 0})
         assert ingest.wait_idle(60)
         half = max(throughput["swaps_per_s"] / 2, 1.0)
         count = int(half * args.latency_seconds)
-        opened = child("simulate", "--options", json.dumps({**fleet, "swaps": count, "rate": half}))
-        latency = child_result(opened, 1800)
+        latency = run_simulation(srv, {**fleet, "swaps": count, "rate": half})
         latency["rate"] = half
         stats = ingest.stats
     finally:
         ingest.stop()
+        extra_cpu = 0.0
+        for proc in extra:
+            extra_cpu += child_result(proc, 60)["cpu_s"]  # communicate() closes its stdin
         store.close()
-    return {"throughput": throughput, "latency": latency, "ingest": stats.as_dict()}
+    if extra:  # CPU of every ingest process, over both runs (the parent's is per run)
+        throughput["cpu"]["other ingests (both runs)"] = extra_cpu
+    return {
+        "throughput": throughput,
+        "latency": latency,
+        "ingest": stats.as_dict(),
+        "ingest_processes": args.ingest_processes,
+    }
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -442,7 +563,8 @@ class Report:
             auth = lat["latency_s"]["auth"]
             rows += [
                 (
-                    f"complete v2 swaps, {t['stations']} stations",
+                    f"complete v2 swaps, {t['stations']} stations, "
+                    f"{self.swaps.get('ingest_processes', 1)} ingest process(es)",
                     f"{t['swaps_per_s']:,.0f} swaps/s",
                     f"{t['completed']} of {t['attempts']} visits in {t['duration_s']:.1f} s",
                     _verdict(t["swaps_per_s"] >= TARGET_SWAPS, "≥ 500/s"),
@@ -456,6 +578,20 @@ class Report:
             ]
         return rows
 
+    def cpu_lines(self) -> list[str]:
+        lines = []
+        parts = []
+        if self.readings:
+            parts.append(("readings", self.readings["ingest"]["cpu"]))
+        if self.swaps:
+            parts.append(("swaps", self.swaps["throughput"]["cpu"]))
+        for name, cpu in parts:
+            used = ", ".join(
+                f"{k} {v:.1f}" for k, v in cpu.items() if k != "wall" and v is not None
+            )
+            lines.append(f"CPU seconds during {name} ({cpu['wall']:.1f} s wall, 2 cores): {used}")
+        return lines
+
     def print(self) -> None:
         from rich.console import Console
         from rich.table import Table
@@ -467,6 +603,8 @@ class Report:
             table.add_row(*row)
         console = Console()
         console.print(table)
+        for line in self.cpu_lines():
+            console.print(line)
         console.print(", ".join(f"{k} {v}" for k, v in self.machine.items()), style="dim")
 
 
@@ -490,6 +628,11 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--plan", required=True)
     simulate = sub.add_parser("simulate", help="(child) run the simulator")
     simulate.add_argument("--options", required=True)
+    extra = sub.add_parser("ingest", help="(child) one more ingest process")
+    extra.add_argument("--database-url", required=True)
+    extra.add_argument("--host", required=True)
+    extra.add_argument("--port", type=int, required=True)
+    extra.add_argument("--group", required=True)
     parser.add_argument("--database-url", help="MariaDB server URL (default: start one)")
     parser.add_argument("--mqtt-host", default="127.0.0.1")
     parser.add_argument("--mqtt-port", type=int, help="mosquitto port (default: start one)")
@@ -497,6 +640,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stations", type=int, default=100, help="stations of the fleet")
     parser.add_argument("--swaps", type=int, default=20_000, help="(b) visits, back to back")
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="(b) latency run")
+    parser.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=1,
+        help="(b) ingest processes sharing a $share subscription (default 1)",
+    )
     parser.add_argument("--only", choices=("readings", "swaps"), help="run one part")
     parser.add_argument("--json", action="store_true", help="print the report as JSON too")
     args = parser.parse_args(argv)
@@ -505,6 +654,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "simulate":
         simulate_main(args)
+        return 0
+    if args.command == "ingest":
+        ingest_main(args)
         return 0
     report = Report()
     with servers(args) as srv:
