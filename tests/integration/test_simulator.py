@@ -119,10 +119,11 @@ def test_v2_fleet_swaps_and_the_ledger_agrees(mqtt_broker: MqttBroker, store: St
         stations=4,
         riders=40,
         swaps=80,
-        rate=0,
+        rate=40,  # spread over ~2 s, so chargers tick and report
         seed=11,
         dialect="v2",
         charge_rate=50,
+        telemetry_interval=0.5,
         blocked_cards=0.1,
         unknown_cards=0.1,
         low_soh_batteries=0.15,
