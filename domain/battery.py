@@ -69,6 +69,7 @@ class Battery(Aggregate):
             aggregate.reading = {name: None for name in READING_FIELDS}
             aggregate.reading.update(soc=self.soc, soh=self.soh)
             aggregate.reading_at = self.occurred_at
+            aggregate.slotted_at = self.occurred_at if self.custody["kind"] == "slot" else None
 
     @dataclass(frozen=True, kw_only=True)
     class Updated(DomainEvent):
@@ -90,6 +91,7 @@ class Battery(Aggregate):
         def apply(self, aggregate: Battery) -> None:
             aggregate.custody = in_slot(self.station_id, self.slot)
             aggregate.issued_soc = None
+            aggregate.slotted_at = self.occurred_at
 
     @dataclass(frozen=True, kw_only=True)
     class Removed(DomainEvent):
@@ -143,6 +145,7 @@ class Battery(Aggregate):
         def apply(self, aggregate: Battery) -> None:
             aggregate.custody = in_slot(self.station_id, self.slot)
             aggregate.issued_soc = None
+            aggregate.slotted_at = self.occurred_at
 
     @dataclass(frozen=True, kw_only=True)
     class Reserved(DomainEvent):
@@ -236,6 +239,7 @@ class Battery(Aggregate):
     reserved_for: str | None
     reading: dict[str, Any]
     reading_at: datetime | None
+    slotted_at: datetime | None  # when it last went into a slot (it charges from then on)
 
     def describe(self, battery_type: str, capacity_ah: Decimal, manufactured_on: str) -> None:
         self.battery_type = battery_type
@@ -268,6 +272,15 @@ class Battery(Aggregate):
     def holder(self) -> str | None:
         """The rider holding it, if a rider does."""
         return self.custody.get("rider_id") if self.custody["kind"] == "rider" else None
+
+    @property
+    def charge_unobserved(self) -> bool:
+        """Docked, and no reading since it went in: its latest SOC is the one it came back
+        with, and it has been charging since. v1 stations never report charging, so only
+        their own reading at issue time tells the truth."""
+        if self.custody["kind"] != "slot" or self.slotted_at is None:
+            return False
+        return self.reading_at is None or self.reading_at <= self.slotted_at
 
     def docked_at(self, station_id: str) -> int | None:
         """The slot it sits in at this station, if it does."""

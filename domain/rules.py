@@ -75,17 +75,22 @@ def issue_refusal(
     policy: PolicyValues,
     soc: float | None = None,
     soh: float | None = None,
+    *,
+    assume_charging: bool = False,
 ) -> Reason | None:
     """Rules 11, 12 and 14 for one battery: docked here, not reserved for another session,
     grade ok, charged and healthy. ``soc``/``soh`` override the latest reading (a v1 station
-    reports the battery's values on completion). Unknown SOC or SOH never qualifies."""
+    reports the battery's values on completion). Unknown SOC or SOH never qualifies, except
+    with ``assume_charging``: a battery with no reading since it was docked (a v1 station's)
+    then passes the SOC check, which the station's own reading settles at issue time."""
     if battery is None or battery.docked_at(station_id) is None or battery.grade != "ok":
         return Reason.BATTERY_UNAVAILABLE
     if battery.reserved_for not in (None, session_id):
         return Reason.BATTERY_UNAVAILABLE
+    unobserved = soc is None and assume_charging and battery.charge_unobserved
     soc = battery.soc if soc is None else soc
     soh = battery.soh if soh is None else soh
-    if soc is None or soc < policy.min_issue_soc:
+    if not unobserved and (soc is None or soc < policy.min_issue_soc):
         return Reason.BATTERY_NOT_CHARGED
     if soh is None or soh < policy.min_issue_soh:
         return Reason.BATTERY_HEALTH_LOW
@@ -93,9 +98,18 @@ def issue_refusal(
 
 
 def issuable(
-    batteries: list[Battery], station_id: str, session_id: str, policy: PolicyValues
+    batteries: list[Battery],
+    station_id: str,
+    session_id: str,
+    policy: PolicyValues,
+    *,
+    assume_charging: bool = False,
 ) -> list[Battery]:
-    return [b for b in batteries if issue_refusal(b, station_id, session_id, policy) is None]
+    return [
+        b
+        for b in batteries
+        if issue_refusal(b, station_id, session_id, policy, assume_charging=assume_charging) is None
+    ]
 
 
 def pick(

@@ -49,7 +49,7 @@ def _decide(
     """Rules 2-5 for a known card."""
     reason = rules.rider_refusal(rider, policy, at) or rules.station_refusal(station)
     if reason is None and not rules.issuable(
-        docked_batteries(repo, station), station.key, session_id, policy
+        docked_batteries(repo, station), station.key, session_id, policy, assume_charging=True
     ):
         reason = Reason.NO_BATTERY_AVAILABLE
     return reason

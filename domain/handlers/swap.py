@@ -279,7 +279,14 @@ def complete_swap(cmd: CompleteSwap, repo: Repository, recorded_at: datetime) ->
         _accept_return(ctx, session, in_id, in_reading)
     out = repo.get(Battery, out_id)
     reason = rules.issue_refusal(
-        out, ctx.station.key, session.key, ctx.policy, out_reading.soc, out_reading.soh
+        out,
+        ctx.station.key,
+        session.key,
+        ctx.policy,
+        out_reading.soc,
+        out_reading.soh,
+        # a v1 station picked without reporting the SOC: it has watched the battery charge
+        assume_charging=cmd.battery_out_id is not None,
     )
     if reason is not None or out is None:
         reason = reason or Reason.BATTERY_UNAVAILABLE

@@ -16,6 +16,7 @@ from domain.commands import (
     DeactivateRider,
     InitiateSwap,
     QuarantineBattery,
+    RecordHealthReading,
     RecordPayment,
     RecordStationStatus,
     SuspendRider,
@@ -159,6 +160,9 @@ def test_rule5_no_issuable_battery(world) -> None:
     world.battery("B3", "S1", 3, soc=99)
     world.given(QuarantineBattery, battery_id="B3", reason="swelling")  # grade not ok
     world.battery("B4", "S1", 4, soc=None)  # SOC unknown
+    # Readings taken while docked: what the station last saw is what counts.
+    world.given(RecordHealthReading, battery_id="B1", soc=50)
+    world.given(RecordHealthReading, battery_id="B4", temperature=25.0)
     world.plan()
     world.rider()
     outcome = auth(world)
@@ -166,6 +170,20 @@ def test_rule5_no_issuable_battery(world) -> None:
         "no_battery_available",
         "No charged battery available",
     )
+
+
+def test_rule5_a_battery_charging_unobserved_counts_as_available(world) -> None:
+    """A v1 station reports no charging: a battery returned at 30 % and docked since, with no
+    reading after, may be charged by now. The auth is granted; the station's own reading
+    settles it when it picks the battery (rule 12)."""
+    world.station()
+    world.battery("B1", "S1", 1, soc=30)  # docked with the SOC it came back with
+    world.plan()
+    world.rider()
+    assert auth(world).ok
+    world.given(RecordHealthReading, battery_id="B1", soc=30)  # now seen, still flat
+    world.rider("R2", "C2")
+    assert auth(world, session_id="s2", rfid="C2").reason == "no_battery_available"
 
 
 def test_rule5_empty_station(world) -> None:

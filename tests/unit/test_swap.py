@@ -342,6 +342,7 @@ def test_rules_11_12_14_a_bad_station_pick_is_refused_and_nothing_completes(
 ) -> None:
     world.ready()
     world.battery("B3", "S1", 3, soc=60)
+    world.given(RecordHealthReading, battery_id="B3", soc=60)  # seen at 60 % while docked
     world.battery("B4", "S1", 4, soc=99, soh=60)
     world.station("S2")
     world.battery("B5", "S2", 1)
@@ -508,3 +509,16 @@ def test_next_auth_after_a_swap_opens_a_new_session(authorized) -> None:
     complete(authorized)
     outcome = authorized.when(AuthorizeCard, station_id="S1", rfid_code="C1", session_id="s2")
     assert outcome.data["session_id"] == "s2"
+
+
+def test_a_v1_pick_of_a_battery_charging_unobserved_is_judged_by_the_stations_reading(
+    world,
+) -> None:
+    """No reading since it was docked at 60 %: without a reported SOC the station's pick is
+    taken (it watched the battery charge); with one, rule 12 uses the reported value."""
+    world.ready()
+    world.battery("B3", "S1", 3, soc=60)
+    world.authorized("s1")
+    world.given(InitiateSwap, station_id="S1", session_id="s1", battery_in_id="B9", soc=40, soh=90)
+    assert complete(world, battery_out="B3", out_soc=40).reason == "battery_not_charged"
+    assert complete(world, battery_out="B3").ok
