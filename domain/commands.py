@@ -201,6 +201,14 @@ class DeactivateRider(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EraseRider(Command):
+    """Erase the rider's personal data (name, email, phone, address, licence) for good."""
+
+    rider_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class IssueCard(Command):
     rfid_code: str
     rider_id: str

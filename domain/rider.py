@@ -13,6 +13,8 @@ from decimal import Decimal
 from domain.base import Aggregate, DomainEvent, InvalidTransition, Stamp
 
 PERSONAL_FIELDS = ("name", "email", "phone", "address", "licence")
+ERASED: dict[str, str | None] = dict.fromkeys(PERSONAL_FIELDS)
+"""What a rider's personal fields read as once erased (the ledger deleted the rider's key)."""
 STATUSES = ("active", "suspended", "deactivated")
 
 
@@ -28,6 +30,7 @@ class Rider(Aggregate):
 
         def apply(self, aggregate: Rider) -> None:
             aggregate.describe(self.personal, self.vehicle, self.plan_id, self.role)
+            aggregate.erased = False
             aggregate.status = "active"
             aggregate.batteries = []
             aggregate.open_session = None
@@ -65,6 +68,18 @@ class Rider(Aggregate):
 
         def apply(self, aggregate: Rider) -> None:
             aggregate.status = "deactivated"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Erased(DomainEvent):
+        """The rider's personal data was erased: the ledger deletes the rider's key in the same
+        transaction, so every earlier event's personal fields read as ERASED from then on,
+        while custody, swaps, usage and bills stay and still replay."""
+
+        reason: str | None
+
+        def apply(self, aggregate: Rider) -> None:
+            aggregate.personal = dict(ERASED)
+            aggregate.erased = True
 
     @dataclass(frozen=True, kw_only=True)
     class BatteryReceived(DomainEvent):
@@ -115,6 +130,7 @@ class Rider(Aggregate):
             aggregate.bills.pop(self.month, None)
 
     personal: dict[str, str | None]
+    erased: bool
     vehicle: str | None
     plan_id: str | None
     role: str

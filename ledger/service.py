@@ -28,8 +28,8 @@ from adapters.store import (
     DuplicateCommand,
     Store,
 )
-from adapters.store import mapper as default_mapper
 from domain.base import Aggregate, ConcurrencyConflict, DomainError, DomainEvent, Outcome
+from domain.rider import Rider
 from ledger import metrics
 from ledger.cache import ABSENT, AggregateCache
 from ledger.registry import aggregate_classes, handle
@@ -133,7 +133,7 @@ class Ledger:
     ) -> None:
         self.store = store
         self.recorder = store.recorder
-        self.mapper = mapper or default_mapper
+        self.mapper = mapper or store.mapper
         self.clock = clock
         self.cache = AggregateCache(cache_size)
         self.classes = aggregate_classes()
@@ -323,6 +323,7 @@ class Ledger:
         decided: dict[int, Result],
     ) -> None:
         stored = [self.mapper.to_stored_event(e) for e in events]
+        erased = [e.originator_id.split(":", 1)[1] for e in events if isinstance(e, Rider.Erased)]
         try:
             result = self.recorder.append(
                 AppendRequest(
@@ -331,6 +332,7 @@ class Ledger:
                     read_set=read_set,
                     seen=self.seen,
                     recorded_at=recorded_at,
+                    erase_rider_keys=erased,
                 )
             )
         except AppendConflict as conflict:
@@ -344,6 +346,8 @@ class Ledger:
             raise _Rerun from error
         self.cache.evict(oid for oid, _ in result.changed if oid not in touched)
         self.seen = result.last_id
+        if erased and self.mapper.vault is not None:
+            self.mapper.vault.forget(erased)
         for r in decided.values():
             r.position = result.last_id
 

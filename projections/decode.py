@@ -25,6 +25,8 @@ from eventsourcing.utils import resolve_topic
 
 from adapters.store import mapper as store_mapper
 
+SEALED_MARK = b'"_sealed_"'  # a rider's sealed personal data: only the store's mapper opens it
+
 Row = tuple[int, str, int, str, bytes, Any]
 """What ``LedgerRecorder.select_rows`` returns: id, originator, version, topic, state, time."""
 
@@ -59,7 +61,8 @@ class Batch:
 
 
 class Decoder:
-    """Decodes stored rows like the store's mapper does, without its per-object JSON hook."""
+    """Decodes stored rows like the store's mapper does, without its per-object JSON hook.
+    Pass the store's mapper (``store.mapper``): it opens riders' sealed personal data."""
 
     def __init__(self, mapper: Any = None) -> None:
         self.mapper = mapper or store_mapper
@@ -86,7 +89,7 @@ class Decoder:
         cls = self.event_class(topic)
         if cls is RawEvent:
             return RawEvent(originator_id, version, topic, decode_raw(row))
-        if not self.fast or getattr(cls, "class_version", 1) != 1:
+        if not self.fast or getattr(cls, "class_version", 1) != 1 or SEALED_MARK in state:
             return self._slow(originator_id, version, topic, state)
         data = orjson.loads(state)
         transcoded = state.count(b'"_type_"')

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from domain.card import Card
-from domain.rider import Rider
+from domain.rider import ERASED, Rider
 from projections.base import Projection, key_of
 from projections.decode import Delivered
 from projections.unitofwork import UnitOfWork
@@ -25,6 +25,7 @@ class RidersProjection(Projection):
         Rider.Suspended,
         Rider.Reactivated,
         Rider.Deactivated,
+        Rider.Erased,
         Rider.BatteryReceived,
         Rider.BatteryReturned,
         Rider.SessionOpened,
@@ -60,6 +61,10 @@ class RidersProjection(Projection):
             case Rider.Updated():
                 if (row := self._rider(uow, event)) is not None:
                     _describe(row, event)
+                    self._save(uow, row, event, position)
+            case Rider.Erased():
+                if (row := self._rider(uow, event)) is not None:
+                    row["personal"] = {**ERASED, "erased": True}
                     self._save(uow, row, event, position)
             case Rider.Suspended() | Rider.Reactivated() | Rider.Deactivated():
                 if (row := self._rider(uow, event)) is not None:
@@ -134,8 +139,11 @@ _STATUS = {
 
 
 def _describe(row: dict[str, Any], event: Any) -> None:
-    personal = event.personal  # as given: a dict today, an encrypted or erased value later
+    personal = event.personal  # opened by the store's mapper (ERASED once the key is gone)
+    previous = row.get("personal")
     row["personal"] = dict(personal) if isinstance(personal, dict) else personal
+    if isinstance(previous, dict) and previous.get("erased"):  # an update after the erasure
+        row["personal"] = {**ERASED, "erased": True}
     row["vehicle"] = event.vehicle
     row["plan_id"] = event.plan_id
     row["role"] = event.role

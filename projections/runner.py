@@ -100,7 +100,7 @@ class Worker:
         self.follow = generation is None
         self.generation = generation
         self.batch_size = batch_size or default_batch_size(store)
-        self.decoder = decoder or Decoder()
+        self.decoder = decoder or Decoder(store.mapper)
         self.log = log
         self.cache = RowCache()
         self.position: int | None = None

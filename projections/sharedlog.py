@@ -28,7 +28,7 @@ class SharedLog:
         self.topics = topics
         self.block = block
         self.keep = keep
-        self.decoder = Decoder()
+        self.decoder = Decoder(store.mapper)
         self._blocks: OrderedDict[int, Batch] = OrderedDict()
         self._lock = threading.Lock()
         self.reads = 0

@@ -114,7 +114,7 @@ def rebuild(
     wanted = list(names) if names else list(NAMES)
     create_all(store.engine)
     batch = batch_size or (SQLITE_BATCH if is_sqlite(store.engine) else MYSQL_BATCH)
-    decoder = Decoder()
+    decoder = Decoder(store.mapper)
     builds = [_prepare(store, model, batch, decoder) for model in wanted]
     started, cpu_started = time.perf_counter(), time.process_time()
     count = process_count(store, builds, processes)
@@ -469,7 +469,7 @@ def _build_part(
     store = open_store(url)
     gc.set_threshold(*LEAN_GC)
     try:
-        decoder = Decoder()
+        decoder = Decoder(store.mapper)
         builds = []
         for model, generation in parts:
             worker = Worker(

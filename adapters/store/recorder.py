@@ -78,6 +78,7 @@ class AppendRequest:
     read_set: Mapping[str, int] = field(default_factory=dict)
     seen: int | None = None  # the writer's view is complete up to this notification id
     recorded_at: datetime | None = None
+    erase_rider_keys: Sequence[str] = ()  # riders whose data keys go with this append
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class LedgerRecorder(SQLAlchemyProcessRecorder):
                 ]
                 last = head + len(rows)
                 commands = [(c.key, last, c.outcome, stamp) for c in request.commands]
-                writer.insert_and_commit(cur, rows, commands, last)
+                writer.insert_and_commit(cur, rows, commands, last, list(request.erase_rider_keys))
             except AppendConflict:
                 raise
             except Exception as error:
@@ -250,6 +251,45 @@ class LedgerRecorder(SQLAlchemyProcessRecorder):
                     return value
                 except Exception as error:
                     writer.after_error(error)
+                    raise
+                finally:
+                    cur.close()
+
+        return with_retry(work)
+
+    # --- riders' data keys (adapters/store/personal.py) -----------------------------------
+
+    def get_rider_key(self, rider_id: str) -> tuple[int, bytes] | None:
+        rows = self._query(
+            f"SELECT scheme, key_material FROM bss_rider_keys WHERE rider_id = {self.p}",
+            [rider_id],
+        )
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def put_rider_key(self, rider_id: str, scheme: int, material: bytes) -> bool:
+        """Store a new rider key; False if the rider has one already (another writer's)."""
+        p = self.p
+        stamp: Any = db_time(None)
+        if self.sqlite:
+            stamp = stamp.isoformat(" ")
+
+        def work() -> bool:
+            with self._locked():
+                writer = self._writers.writer
+                conn = writer.connection()
+                cur = conn.cursor()
+                try:
+                    cur.execute(
+                        "INSERT INTO bss_rider_keys (rider_id, scheme, key_material, created_at) "
+                        f"VALUES ({p}, {p}, {p}, {p})",
+                        (rider_id, scheme, material, stamp),
+                    )
+                    conn.commit()
+                    return True
+                except Exception as error:
+                    writer.after_error(error)
+                    if _is_integrity_error(error):
+                        return False
                     raise
                 finally:
                     cur.close()

@@ -87,8 +87,10 @@ class Writer:
         rows: list[tuple[Any, ...]],
         commands: list[tuple[Any, ...]],
         last: int,
+        erase: Sequence[str] = (),
     ) -> None:
-        """Insert events and keys, move the head to ``last`` and commit."""
+        """Insert events and idempotency keys, delete erased riders' data keys, move the head
+        to ``last`` and commit."""
         raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -141,6 +143,7 @@ class MySQLWriter(Writer):
         rows: list[tuple[Any, ...]],
         commands: list[tuple[Any, ...]],
         last: int,
+        erase: Sequence[str] = (),
     ) -> None:
         parts: list[str] = []
         if rows:
@@ -163,6 +166,12 @@ class MySQLWriter(Writer):
                     f"({_literal_str(c[0])},{int(c[1])},{escape_bytes(c[2])},{stamp})"
                     for c in commands
                 )
+            )
+        if erase:
+            parts.append(
+                "DELETE FROM bss_rider_keys WHERE rider_id IN ("
+                + ",".join(_literal_str(r) for r in erase)
+                + ")"
             )
         parts.append("COMMIT")
         cur.execute(";".join(parts))
@@ -214,6 +223,7 @@ class SQLiteWriter(Writer):
         rows: list[tuple[Any, ...]],
         commands: list[tuple[Any, ...]],
         last: int,
+        erase: Sequence[str] = (),
     ) -> None:
         if rows:
             cur.executemany(
@@ -229,6 +239,8 @@ class SQLiteWriter(Writer):
                 "VALUES (?, ?, ?, ?)",
                 commands,
             )
+        if erase:
+            cur.executemany("DELETE FROM bss_rider_keys WHERE rider_id = ?", [(r,) for r in erase])
         self._conn.commit()
 
 

@@ -12,6 +12,7 @@ from domain.card import Card
 from domain.commands import (
     BlockCard,
     DeactivateRider,
+    EraseRider,
     IssueCard,
     ReactivateRider,
     RegisterRider,
@@ -103,6 +104,8 @@ def hand_over(repo: Repository, battery: Battery, rider: Rider, at: Stamp) -> No
 @handles(UpdateRider)
 def update_rider(cmd: UpdateRider, repo: Repository, recorded_at: datetime) -> Outcome:
     rider = existing(repo, Rider, v.text("rider_id", cmd.rider_id), "rider_id")
+    if rider.erased and cmd.personal is not None:
+        raise InvalidTransition(f"rider {rider.key} was erased", rider_id=rider.key)
     personal = rider.personal if cmd.personal is None else _personal(cmd.personal, rider.personal)
     rider.trigger(
         Rider.Updated,
@@ -135,6 +138,19 @@ def suspend_rider(cmd: SuspendRider, repo: Repository, recorded_at: datetime) ->
 @handles(ReactivateRider)
 def reactivate_rider(cmd: ReactivateRider, repo: Repository, recorded_at: datetime) -> Outcome:
     return _status(cmd, repo, recorded_at, Rider.Reactivated)
+
+
+@handles(EraseRider)
+def erase_rider(cmd: EraseRider, repo: Repository, recorded_at: datetime) -> Outcome:
+    """Personal data erasure: the rider stays (custody, swaps and bills keep their rider id),
+    their personal fields are gone for good. Erasing twice is refused."""
+    rider = existing(repo, Rider, v.text("rider_id", cmd.rider_id), "rider_id")
+    if rider.erased:
+        raise InvalidTransition(f"rider {rider.key} was erased already", rider_id=rider.key)
+    rider.trigger(
+        Rider.Erased, stamp(cmd, recorded_at), reason=v.optional_text("reason", cmd.reason)
+    )
+    return Outcome.accepted(rider_id=rider.key, erased=True)
 
 
 @handles(DeactivateRider)

@@ -34,6 +34,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("PUT", "/api/users/{user_id}"): STAFF,
     ("DELETE", "/api/users/{user_id}"): STAFF,
     ("GET", "/api/users/{user_id}/export"): ADMIN,
+    ("POST", "/api/users/{user_id}/erase"): ADMIN,
     ("GET", "/api/rfid-cards"): ALL,
     ("POST", "/api/rfid-cards"): STAFF,
     ("GET", "/api/rfid-cards/{rfid_code}"): ALL,

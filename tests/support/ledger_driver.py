@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from adapters.store import Store, mapper
+from adapters.store import Store
 from domain.base import Aggregate, DomainEvent, Outcome
 from ledger.service import Ledger
 
@@ -44,5 +44,5 @@ class LedgerDriver:
             )
             if not batch:
                 return list(self._events)
-            self._events.extend(mapper.to_domain_event(n) for n in batch)  # type: ignore[misc]
+            self._events.extend(self.store.mapper.to_domain_event(n) for n in batch)
             self._position = batch[-1].id

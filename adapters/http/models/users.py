@@ -86,6 +86,7 @@ class UserPublic(BaseModel):
     phone: str | None = None
     address: str | None = None
     licence: str | None = None
+    erased: bool = False
     vehicle: str | None = None
     plan_id: str | None = None
     role: str
@@ -109,6 +110,7 @@ class UserPublic(BaseModel):
                 k: personal(data.get(k), who)
                 for k in ("name", "email", "phone", "address", "licence")
             },
+            "erased": bool(data.get("erased")),
             **{
                 k: row.get(k)
                 for k in (

@@ -32,6 +32,7 @@ from adapters.http.problems import ERROR_RESPONSES
 from adapters.http.security import mask_rfid
 from domain.commands import (
     DeactivateRider,
+    EraseRider,
     ReactivateRider,
     RegisterRider,
     SuspendRider,
@@ -169,6 +170,20 @@ def deactivate_user(
 ) -> WriteReceipt:
     """Deactivate a rider (final); their history stays in the ledger."""
     command = DeactivateRider(occurred_at=writes.now(ledger), rider_id=user_id, reason=reason)
+    return writes.receipt(writes.execute(ledger, command, key), response, "rider_id")
+
+
+@router.post("/{user_id}/erase", response_model=WriteReceipt)
+def erase_user(
+    user_id: UserId,
+    ledger: LedgerDep,
+    _: AdminOnly,
+    response: Response,
+    reason: str | None = None,
+    key: IdempotencyKey = None,
+) -> WriteReceipt:
+    """Erase a rider's personal data for good (their data key is deleted); history stays."""
+    command = EraseRider(occurred_at=writes.now(ledger), rider_id=user_id, reason=reason)
     return writes.receipt(writes.execute(ledger, command, key), response, "rider_id")
 
 
