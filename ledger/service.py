@@ -54,6 +54,7 @@ class Result:
     duplicate: bool = False
     error: DomainError | None = None
     events: list[DomainEvent] = field(default_factory=list)
+    recorded_at: datetime | None = None  # when the ledger recorded it (a repeat: the first)
 
     @property
     def ok(self) -> bool:
@@ -216,15 +217,18 @@ class Ledger:
 
     def _answer_repeats(self, keys: list[str | None], results: list[Result | None]) -> None:
         wanted = [k for i, k in enumerate(keys) if k and results[i] is None]
-        stored = self.recorder.get_commands(sorted(set(wanted))) if wanted else {}
+        stored = self.recorder.get_stored_commands(sorted(set(wanted))) if wanted else {}
         first_index: dict[str, int] = {}
         for i, key in enumerate(keys):
             if key is None or results[i] is not None:
                 continue
             if key in stored:
-                position, outcome = stored[key]
+                found = stored[key]
                 results[i] = Result(
-                    Outcome.from_dict(orjson.loads(outcome)), position=position, duplicate=True
+                    Outcome.from_dict(orjson.loads(found.outcome)),
+                    position=found.position,
+                    duplicate=True,
+                    recorded_at=found.recorded_at,
                 )
                 self.stats["duplicates"] += 1
                 metrics.DUPLICATES.inc()
@@ -282,12 +286,18 @@ class Ledger:
             self.cache.evict(touched)
             raise
         for i, result in decided.items():
+            result.recorded_at = recorded_at
             results[i] = result
         for i in pending:
             key = keys[i]
             if results[i] is None and key is not None and key in first_of_key:
                 first = decided[first_of_key[key]]
-                results[i] = Result(first.outcome, position=first.position, duplicate=True)
+                results[i] = Result(
+                    first.outcome,
+                    position=first.position,
+                    duplicate=True,
+                    recorded_at=recorded_at,
+                )
         self.stats["batches"] += 1
         self.stats["commands"] += len(decided)
         self.stats["events"] += len(events)

@@ -21,8 +21,10 @@ per known station, stamped with the ledger's clock, to the next batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -289,6 +291,7 @@ class Ingest:
             )
         client.reconnect_delay_set(cfg.reconnect_min, cfg.reconnect_max)
         client.max_queued_messages_set(0)  # replies wait in the client while disconnected
+        client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -532,6 +535,13 @@ class Ingest:
             self._stations.update(str(r[0]).split(":", 1)[1] for r in rows)
             self._stations_read = now
         return set(self._stations)
+
+
+def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:
+    """Replies go out right after the acks of their batch: without TCP_NODELAY, Nagle holds
+    them back for the acks' TCP acknowledgement (p99 reply latency ~40 ms → ~10 ms)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

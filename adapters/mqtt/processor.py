@@ -18,14 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from adapters.mqtt import keys, rejections, topics
 from adapters.mqtt.protocol import MAX_ID, Inbound, ProtocolError, load_object, validate
 from adapters.mqtt.replies import Outgoing, Request, rejection_replies, replies_to
 from adapters.mqtt.topics import Kind
 from adapters.mqtt.translate import Arrival, is_v2, new_session_id, to_command
-from adapters.store.schema import commands
 from domain.base import ConcurrencyConflict, DomainError, Outcome
 from domain.battery import Battery
 from domain.card import Card
@@ -227,18 +224,15 @@ class BatchProcessor:
         for work, result in zip(refused, results, strict=True):
             work.result = result
 
-    def _recorded_times(self, works: list[_Work]) -> dict[str, str]:
-        """When the ledger recorded each work's idempotency key (the replies' timestamp): one
-        query for the batch, so a repeat, answered from the stored key, says the same."""
-        wanted = sorted({w.stored_key for w in works})
-        if not wanted:
-            return {}
-        query = select(commands.c.command_key, commands.c.recorded_at).where(
-            commands.c.command_key.in_(wanted)
-        )
-        with self.ledger.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return {str(key): _iso(at) for key, at in rows}
+    @staticmethod
+    def _recorded_times(works: list[_Work]) -> dict[str, str]:
+        """When the ledger recorded each work's idempotency key (the replies' timestamp): the
+        ledger returns it, for a repeat the first recording's, so a repeat says the same."""
+        return {
+            w.stored_key: _iso(w.result.recorded_at)
+            for w in works
+            if w.result is not None and w.result.recorded_at is not None
+        }
 
     def _handled(self, work: _Work, times: dict[str, str]) -> Handled:
         result = work.result

@@ -191,13 +191,17 @@ def _reading(station_id: str, body: BatteryTelemetry, at: datetime) -> RecordHea
 def _status(
     station_id: str, body: StationStatus, arrival: Arrival, at: datetime
 ) -> RecordStationStatus:
-    will = body.status == "offline" and (
-        arrival.retained
-        or body.timestamp is None
-        or arrival.received_at - body.timestamp > STALE_STATUS
+    # A will the broker publishes now (the station just dropped) carries the timestamp of
+    # when the station connected: it happened on arrival. A RETAINED one is delivered because
+    # we (re)subscribed: old news, kept at its own time so a newer heartbeat still wins.
+    live_will = (
+        body.status == "offline"
+        and not arrival.retained
+        and (body.timestamp is None or arrival.received_at - body.timestamp > STALE_STATUS)
     )
+    will = live_will or (body.status == "offline" and arrival.retained)
     return RecordStationStatus(
-        occurred_at=max(at, arrival.received_at) if will else at,
+        occurred_at=max(at, arrival.received_at) if live_will else at,
         station_id=station_id,
         status=body.status,
         source="will" if will else "heartbeat",

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -67,6 +67,22 @@ class CommandRecord:
 
     key: str
     outcome: bytes
+
+
+@dataclass(frozen=True)
+class StoredCommand:
+    """A committed idempotency key: where its command's events end, what it answered, and
+    when the ledger recorded it."""
+
+    position: int
+    outcome: bytes
+    recorded_at: datetime
+
+
+def _utc(value: Any) -> datetime:
+    """A recorded_at column value (naive UTC; SQLite gives text) as an aware datetime."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass
@@ -215,16 +231,19 @@ class LedgerRecorder(SQLAlchemyProcessRecorder):
 
     def get_commands(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
         """Stored outcomes (position, outcome bytes) of the keys already committed."""
+        return {k: (c.position, c.outcome) for k, c in self.get_stored_commands(keys).items()}
+
+    def get_stored_commands(self, keys: Sequence[str]) -> dict[str, StoredCommand]:
+        """The keys already committed, with their position, outcome and recording time."""
         if not keys:
             return {}
         marks = ", ".join([self.p] * len(keys))
-
         rows = self._query(
-            "SELECT command_key, position, outcome FROM bss_commands "
+            "SELECT command_key, position, outcome, recorded_at FROM bss_commands "
             f"WHERE command_key IN ({marks})",
             list(keys),
         )
-        return {str(r[0]): (int(r[1]), bytes(r[2])) for r in rows}
+        return {str(r[0]): StoredCommand(int(r[1]), bytes(r[2]), _utc(r[3])) for r in rows}
 
     def next_value(self, name: str) -> int:
         """The next number of a named counter (gaps possible, never a repeat)."""
@@ -251,6 +270,8 @@ class LedgerRecorder(SQLAlchemyProcessRecorder):
                     return value
                 except Exception as error:
                     writer.after_error(error)
+                    if _is_integrity_error(error):  # two first uses raced: count on
+                        return work()
                     raise
                 finally:
                     cur.close()

@@ -16,6 +16,7 @@ from domain.rejection import RejectedMessage
 from ledger.service import Ledger
 from tests.integration.test_mqtt_support import (
     StationClient,
+    clear_retained_statuses,
     seed_battery,
     seed_station,
     stamp,
@@ -57,6 +58,7 @@ def test_a_message_that_breaks_the_code_is_set_aside(
         sweep_interval=0,
         batch_wait=0.2,
     )
+    clear_retained_statuses(*mqtt_broker)
     ingest = Ingest(ledger, config, processor=Faulty(ledger)).start()
     try:
         readings = [

@@ -256,9 +256,31 @@ class StationClient:
         self.client.loop_stop()
 
 
+def clear_retained_statuses(host: str, port: int, settle: float = 0.3) -> int:
+    """Clear the retained station statuses (stations' wills) earlier tests left on the shared
+    broker: an ingest receives every retained ``bss/+/station/status`` when it subscribes,
+    and would record other tests' stations as rejected (unknown here). Returns how many."""
+    found: set[str] = set()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"janitor-{token()}")
+    client.on_message = lambda _c, _u, m: found.add(m.topic) if m.retain and m.payload else None
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        client.subscribe("bss/+/station/status", qos=1)
+        time.sleep(settle)
+        for topic in sorted(found):
+            client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return len(found)
+
+
 @contextlib.contextmanager
 def running_ingest(ledger: Ledger, host: str, port: int, **config: Any) -> Iterator[Ingest]:
-    """An Ingest with a client id of its own and a short-lived session (shared broker)."""
+    """An Ingest with a client id of its own and a short-lived session (shared broker), started
+    after the broker's retained station statuses of earlier tests are cleared."""
+    clear_retained_statuses(host, port)
     config.setdefault("client_id", f"ingest-{token()}")
     config.setdefault("session_expiry", 120)
     ingest = Ingest(ledger, IngestConfig(host=host, port=port, **config)).start()

@@ -330,6 +330,14 @@ def test_a_heartbeat_and_a_will() -> None:
         Arrival(NOW, retained=True),
     )
     assert retained.source == "will"
+    # Delivered retained because the ingest (re)subscribed: old news at its own time, so a
+    # newer "online" heartbeat of the station still wins (domain: latest occurred_at wins).
+    stale = command(
+        "bss/1/station/status",
+        {"status": "offline", "timestamp": "2025-07-14T08:00:00Z"},
+        Arrival(NOW, retained=True),
+    )
+    assert (stale.source, stale.occurred_at) == ("will", datetime(2025, 7, 14, 8, tzinfo=UTC))
     bye = command("bss/1/station/status", {"status": "offline", "timestamp": NOW.isoformat()})
     assert bye.source == "heartbeat"
     assert isinstance(parse(Kind.STATION_STATUS, {"status": "maintenance"}), StationStatus)
