@@ -255,8 +255,7 @@ class LedgerRecorder(SQLAlchemyProcessRecorder):
                 conn = writer.connection()
                 cur = conn.cursor()
                 try:
-                    if self.sqlite:
-                        cur.execute("BEGIN IMMEDIATE")
+                    writer.begin(cur)
                     cur.execute(
                         f"UPDATE bss_sequences SET value = value + 1 WHERE name = {p}", (name,)
                     )

@@ -77,6 +77,12 @@ class Writer:
         else:
             self.rollback_quietly()
 
+    autocommit_reads = False  # True: a read needs no rollback to end its transaction
+
+    def begin(self, cur: Any) -> None:
+        """Start a write transaction."""
+        raise NotImplementedError
+
     def begin_locked(self, cur: Any) -> int:
         """Start the append transaction holding the log's lock; return the head."""
         raise NotImplementedError
@@ -99,7 +105,8 @@ class Writer:
         try:
             cur.execute(sql, tuple(params))
             rows = list(cur.fetchall())
-            conn.rollback()
+            if not self.autocommit_reads:
+                conn.rollback()
             return rows
         except Exception as error:
             self.after_error(error)
@@ -109,7 +116,11 @@ class Writer:
 
 
 class MySQLWriter(Writer):
-    """PyMySQL connection with multi-statements enabled (used for our own escaped SQL only)."""
+    """PyMySQL connection with multi-statements enabled (used for our own escaped SQL only).
+    It runs in autocommit mode, so a read is one round trip (no rollback after it); writes
+    open their transaction explicitly, in the same round trip as their first statement."""
+
+    autocommit_reads = True
 
     def _connect(self) -> Any:
         import pymysql
@@ -118,7 +129,7 @@ class MySQLWriter(Writer):
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         kwargs = dict(kwargs)
         kwargs["client_flag"] = int(kwargs.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
-        kwargs["autocommit"] = False
+        kwargs["autocommit"] = True
         kwargs.update(mysql_timeouts())
         kwargs["init_command"] = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
         return pymysql.connect(*args, **kwargs)
@@ -130,8 +141,15 @@ class MySQLWriter(Writer):
             self.discard()
             self._conn = self._connect()
 
+    def begin(self, cur: Any) -> None:
+        cur.execute("START TRANSACTION")
+
     def begin_locked(self, cur: Any) -> int:
-        cur.execute("SELECT last_id FROM bss_append_head WHERE name = %s FOR UPDATE", (LOG_NAME,))
+        cur.execute(
+            "START TRANSACTION; SELECT last_id FROM bss_append_head WHERE name = %s FOR UPDATE",
+            (LOG_NAME,),
+        )
+        cur.nextset()  # past START TRANSACTION's empty result
         row = cur.fetchone()
         if row is None:
             raise RuntimeError("the event store has no schema: run `bss db init`")
@@ -208,6 +226,9 @@ class SQLiteWriter(Writer):
 
     def _connect(self) -> Any:
         return self.engine.raw_connection()
+
+    def begin(self, cur: Any) -> None:
+        cur.execute("BEGIN IMMEDIATE")
 
     def begin_locked(self, cur: Any) -> int:
         cur.execute("BEGIN IMMEDIATE")

@@ -123,11 +123,11 @@ def test_a_reader_never_sees_a_later_notification_before_an_earlier_commits(stor
     writer_cls = type(r._writers.writer)
     original = writer_cls.insert_and_commit
 
-    def slow_insert_and_commit(self, cur, rows, commands, last):  # type: ignore[no-untyped-def]
+    def slow_insert_and_commit(self, cur, rows, *rest):  # type: ignore[no-untyped-def]
         if rows and rows[0][1].startswith("slow:"):
             slow_inside.set()
             release_slow.wait(5)
-        return original(self, cur, rows, commands, last)
+        return original(self, cur, rows, *rest)
 
     seen_prefix_violations: list[list[int]] = []
     stop = threading.Event()
@@ -141,7 +141,7 @@ def test_a_reader_never_sees_a_later_notification_before_an_earlier_commits(stor
 
     writer_cls.insert_and_commit = slow_insert_and_commit  # type: ignore[method-assign]
     try:
-        reading = threading.Thread(target=reader)
+        reading = threading.Thread(target=reader, daemon=True)
         reading.start()
         slow = threading.Thread(target=lambda: r.append(AppendRequest(events=[event("slow:1")])))
         slow.start()
@@ -165,6 +165,7 @@ def test_a_reader_never_sees_a_later_notification_before_an_earlier_commits(stor
     finally:
         writer_cls.insert_and_commit = original  # type: ignore[method-assign]
         release_slow.set()
+        stop.set()
     notes = r.select_notifications(start=1, limit=10)
     assert [(n.id, n.originator_id) for n in notes] == [(1, "slow:1"), (2, "fast:1")]
     assert seen_prefix_violations == []
