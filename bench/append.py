@@ -6,9 +6,11 @@ Without ``--url`` a private MariaDB is started in a temporary folder (and stoppe
 The workload is the realistic fleet of bench/fleet.py — mostly battery health readings, with
 full swaps (auth, initiate, complete), refusals and heartbeats — each command with an
 idempotency key, run twice: one command per commit and ``--group`` commands per commit
-(the ledger's group commit). The baseline is raw PyMySQL inserting rows of the same average
-size into a table of the same shape, one row per commit and ``--group`` rows per commit,
-measured in the same run. Figures are reported, not asserted.
+(the ledger's group commit). Only the time spent inside ``Ledger.execute_many`` counts
+(the fleet plans the next commands in between: the benchmark's own work, not the ledger's).
+The baseline is raw PyMySQL inserting rows of the same average size into a table of the same
+shape, one row per commit and ``--group`` rows per commit, measured in the same run.
+Figures are reported, not asserted.
 """
 
 from __future__ import annotations
@@ -46,18 +48,24 @@ def run_ledger(url: str, commands: int, group: int, prefix: str) -> Figure:
     ledger = Ledger(store)
     fleet = Fleet(stations=40, slots=10, batteries=320, riders=200, seed=7, prefix=prefix)
     counter = iter(range(10**9))
+    spent = [0.0]
 
     def execute(batch: list[Any]) -> list[Any]:
-        return ledger.execute_many([(cmd, f"{prefix}:{next(counter)}") for cmd in batch])
+        items = [(cmd, f"{prefix}:{next(counter)}") for cmd in batch]
+        started = time.perf_counter()
+        results = ledger.execute_many(items)
+        spent[0] += time.perf_counter() - started
+        return results
 
     drive(fleet, execute, fleet.setup(), commands=10**6, batch=200)
     actions = fleet.actions()
     drive(fleet, execute, actions, commands=500, batch=group)  # warm the cache and the server
     head_before = store.recorder.head()
     events_before = ledger.stats["events"]
-    started = time.perf_counter()
+    spent[0] = 0.0
+    # Only the time inside the ledger counts: the fleet plans its commands in between.
     sent = drive(fleet, execute, actions, commands=commands, batch=group)
-    elapsed = time.perf_counter() - started
+    elapsed = spent[0]
     events = ledger.stats["events"] - events_before
     rows = store.recorder.select_notifications(start=head_before + 1, limit=5000)
     size = statistics.fmean(len(r.state) + len(str(r.originator_id)) + len(r.topic) for r in rows)

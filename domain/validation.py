@@ -33,15 +33,28 @@ def optional_text(field: str, value: Any) -> str | None:
 
 def number(field: str, value: Any, low: float | None = None, high: float | None = None) -> float:
     """A required finite int or float within [low, high]; returned unchanged (no conversion)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise InvalidCommand(field, "must be finite")
+    elif kind is int:
+        pass
+    elif kind is bool or not isinstance(value, _NUMBERS):
         raise InvalidCommand(field, "must be a number")
-    if isinstance(value, float) and not math.isfinite(value):
+    elif isinstance(value, float | Decimal) and not _finite(value):
         raise InvalidCommand(field, "must be finite")
     if low is not None and value < low:
         raise InvalidCommand(field, f"must be at least {low}")
     if high is not None and value > high:
         raise InvalidCommand(field, f"must be at most {high}")
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[no-any-return]
+
+
+_NUMBERS = (int, float, Decimal)
+
+
+def _finite(value: float | Decimal) -> bool:
+    return value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
 
 
 def optional_number(

@@ -188,8 +188,11 @@ class Ledger:
     def _execute_many(self, items: list[tuple[Any, str | None]]) -> list[Result]:
         keys = [normalise_key(k) if k else None for _, k in items]
         results: list[Result | None] = [None] * len(items)
-        self._answer_repeats(keys, results)
-        pending = [i for i, r in enumerate(results) if r is None]
+        # Keys are checked optimistically: a repeated key makes the append fail on the keys'
+        # primary key (nothing of its batch is kept), and the batch is answered from the
+        # stored outcomes and decided again without them. That saves a round trip per batch
+        # in the common case, where nothing repeats.
+        pending = list(range(len(items)))
         failed: dict[int, DomainError] = {}
         for _attempt in range(MAX_ATTEMPTS):
             try:
@@ -236,6 +239,21 @@ class Ledger:
                 continue  # answered after the batch from its first occurrence
             else:
                 first_index[key] = i
+
+    def _answer_refused_repeats(
+        self, keys: list[str | None], results: list[Result | None], decided: dict[int, Result]
+    ) -> None:
+        """A repeat that the domain now refuses as invalid (e.g. completing a swap that its
+        first delivery completed) gets the first delivery's stored outcome, not the error."""
+        errored = {i: r for i, r in decided.items() if r.error is not None and keys[i]}
+        if not errored:
+            return
+        for i in errored:
+            results[i] = None
+        self._answer_repeats(keys, results)
+        for i, result in errored.items():
+            if results[i] is None:
+                results[i] = result
 
     def _run(
         self,
@@ -288,6 +306,7 @@ class Ledger:
         for i, result in decided.items():
             result.recorded_at = recorded_at
             results[i] = result
+        self._answer_refused_repeats(keys, results, decided)
         for i in pending:
             key = keys[i]
             if results[i] is None and key is not None and key in first_of_key:

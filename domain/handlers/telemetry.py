@@ -39,20 +39,33 @@ def record_station_status(
     return Outcome.accepted(station_id=station.key, status=station.status)
 
 
+# name, lowest, highest: the optional measurements of a reading and their ranges
+_MEASURES = (
+    ("soc", 0.0, 100.0),
+    ("soh", 0.0, 100.0),
+    ("temperature", *TEMPERATURE),
+    ("voltage", 0.0, None),
+)
+_TELEMETRY = (
+    *_MEASURES,
+    ("pack_voltage", 0.0, None),
+    ("cell_voltage_min", 0.0, None),
+    ("cell_voltage_max", 0.0, None),
+    ("internal_resist", 0.0, None),
+    ("max_temp", *TEMPERATURE),
+    ("ambient_temp", *TEMPERATURE),
+    ("humidity", 0.0, 100.0),
+)
+
+
 def _reading(cmd: Any) -> dict[str, Any]:
     """The measurements of a command, validated; absent ones are None."""
-    values: dict[str, Any] = {
-        "soc": v.percent("soc", cmd.soc),
-        "soh": v.percent("soh", cmd.soh),
-        "temperature": v.optional_number("temperature", cmd.temperature, *TEMPERATURE),
-        "voltage": v.optional_number("voltage", cmd.voltage, 0),
-    }
-    if isinstance(cmd, RecordHealthReading):
-        for name in ("pack_voltage", "cell_voltage_min", "cell_voltage_max", "internal_resist"):
-            values[name] = v.optional_number(name, getattr(cmd, name), 0)
-        for name in ("max_temp", "ambient_temp"):
-            values[name] = v.optional_number(name, getattr(cmd, name), *TEMPERATURE)
-        values["humidity"] = v.percent("humidity", cmd.humidity)
+    telemetry = isinstance(cmd, RecordHealthReading)
+    values: dict[str, Any] = {}
+    for name, low, high in _TELEMETRY if telemetry else _MEASURES:
+        value = getattr(cmd, name)
+        values[name] = None if value is None else v.number(name, value, low, high)
+    if telemetry:
         values["cycle_count"] = (
             None if cmd.cycle_count is None else v.count("cycle_count", cmd.cycle_count)
         )
