@@ -77,7 +77,7 @@ class World:
         return self.ledger.stream(stream_id)
 
     @contextmanager
-    def rejects(self, error: type[DomainError], field: str | None = None) -> Iterator[None]:
+    def raises(self, error: type[DomainError], field: str | None = None) -> Iterator[None]:
         """The command raises ``error`` (naming ``field``) and appends nothing."""
         before = len(self.ledger.events())
         with pytest.raises(error) as caught:

@@ -52,7 +52,7 @@ def test_register_station(world) -> None:
 
 def test_register_station_twice(world) -> None:
     world.station()
-    with world.rejects(AlreadyExists, "station_id"):
+    with world.raises(AlreadyExists, "station_id"):
         world.station()
 
 
@@ -72,7 +72,7 @@ def test_update_station_keeps_what_is_not_given(world) -> None:
 def test_shrinking_a_station_over_a_docked_battery_is_invalid(world) -> None:
     world.station()
     world.battery("B1", "S1", 4)
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(UpdateStation, station_id="S1", slot_count=3)
 
 
@@ -98,7 +98,7 @@ def test_register_battery_docked_or_in_the_warehouse(world) -> None:
 def test_register_battery_into_an_occupied_slot(world) -> None:
     world.station()
     world.battery("B1", "S1", 2)
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.battery("B2", "S1", 2)
 
 
@@ -115,7 +115,7 @@ def test_quarantine_and_reinstate(world) -> None:
     assert world.event("Battery.Quarantined").policy_version == 0
     assert world.get(Battery, "B1").grade == "quarantined"
     assert world.get(Battery, "B1").custody["kind"] == "slot"
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(QuarantineBattery, battery_id="B1", reason="again")
     world.when(ReinstateBattery, battery_id="B1", reason="checked")
     assert world.get(Battery, "B1").grade == "ok"
@@ -144,7 +144,7 @@ def test_send_to_repair_empties_the_slot(world) -> None:
     world.when(SendBatteryToRepair, battery_id="B1", reason="cell imbalance")
     assert world.get(Battery, "B1").custody == {"kind": "repair"}
     assert world.get(Station, "S1").slots[1] is None
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(SendBatteryToRepair, battery_id="B1", reason="again")
 
 
@@ -155,14 +155,14 @@ def test_retire_takes_it_out_of_circulation(world) -> None:
     battery = world.get(Battery, "B1")
     assert (battery.grade, battery.custody) == ("retired", {"kind": "retired"})
     assert world.get(Station, "S1").slots[1] is None
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(RetireBattery, battery_id="B1", reason="again")
 
 
 @pytest.mark.parametrize("command", [RetireBattery, SendBatteryToRepair])
 def test_a_battery_a_rider_holds_must_come_back_first(world, command) -> None:
     world.ready()
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(command, battery_id="B9", reason="x")
 
 
@@ -216,16 +216,16 @@ def test_hand_over_only_a_free_healthy_battery(world, custody) -> None:
         world.given(SendBatteryToRepair, battery_id="B1", reason="x")
     else:
         world.given(QuarantineBattery, battery_id="B1", reason="x")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.rider("R1", "C1", battery_id="B1")
 
 
 def test_register_rider_twice_or_with_a_used_card(world) -> None:
     world.plan()
     world.rider("R1", "C1")
-    with world.rejects(AlreadyExists, "rider_id"):
+    with world.raises(AlreadyExists, "rider_id"):
         world.rider("R1", "C9")
-    with world.rejects(AlreadyExists, "rfid_code"):
+    with world.raises(AlreadyExists, "rfid_code"):
         world.rider("R2", "C1")
 
 
@@ -233,22 +233,22 @@ def test_rider_status_transitions(world) -> None:
     world.plan()
     world.rider()
     world.when(SuspendRider, rider_id="R1", reason="fraud check")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(SuspendRider, rider_id="R1")
     world.when(ReactivateRider, rider_id="R1")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(ReactivateRider, rider_id="R1")
     world.when(DeactivateRider, rider_id="R1")
     assert world.get(Rider, "R1").status == "deactivated"
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(ReactivateRider, rider_id="R1")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(IssueCard, rfid_code="C7", rider_id="R1")
 
 
 def test_deactivating_a_rider_who_holds_a_battery(world) -> None:
     world.ready()
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(DeactivateRider, rider_id="R1")
 
 
@@ -259,14 +259,14 @@ def test_cards(world) -> None:
     world.when(BlockCard, rfid_code="C2", status="lost", reason="stolen")
     assert world.get(Card, "C2").status == "lost"
     world.when(BlockCard, rfid_code="C2", status="blocked")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(BlockCard, rfid_code="C2", status="blocked")
     world.when(UnblockCard, rfid_code="C2")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(UnblockCard, rfid_code="C2")
-    with world.rejects(InvalidCommand, "status"):
+    with world.raises(InvalidCommand, "status"):
         world.when(BlockCard, rfid_code="C2", status="gone")
-    with world.rejects(NotFound, "rider_id"):
+    with world.raises(NotFound, "rider_id"):
         world.when(IssueCard, rfid_code="C3", rider_id="R404")
 
 
@@ -282,7 +282,7 @@ def test_plans(world) -> None:
         Decimal("20"),
         Decimal("0.75"),
     )
-    with world.rejects(AlreadyExists, "plan_id"):
+    with world.raises(AlreadyExists, "plan_id"):
         world.plan("basic")
 
 
@@ -314,5 +314,5 @@ def test_policy_changes_carry_every_value_and_bump_the_version(world) -> None:
 
 
 def test_retirement_soh_above_the_return_minimum_is_invalid(world) -> None:
-    with world.rejects(InvalidCommand, "retire_soh"):
+    with world.raises(InvalidCommand, "retire_soh"):
         world.when(ChangePolicy, retire_soh=75)

@@ -262,7 +262,7 @@ def test_rule6_stale_session_here_times_out_and_a_new_one_opens(world) -> None:
 
 def test_unknown_station_is_not_found(world) -> None:
     world.ready()
-    with world.rejects(NotFound, "station_id"):
+    with world.raises(NotFound, "station_id"):
         auth(world, station_id="S9")
 
 
@@ -270,7 +270,7 @@ def test_a_taken_session_id_is_rejected(world) -> None:
     world.ready()
     world.rider("R2", rfid="C2")
     world.authorized("s1")
-    with world.rejects(AlreadyExists, "session_id"):
+    with world.raises(AlreadyExists, "session_id"):
         auth(world, session_id="s1", rfid="C2")
-    with world.rejects(AlreadyExists, "session_id"):
+    with world.raises(AlreadyExists, "session_id"):
         auth(world, session_id="s1", rfid="UNKNOWN")

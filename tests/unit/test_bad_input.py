@@ -174,7 +174,7 @@ CASES = [
 def test_bad_input_names_the_field_and_appends_nothing(world, cls, fields, field, error) -> None:
     world.ready()
     world.authorized("s1")
-    with world.rejects(error, field):
+    with world.raises(error, field):
         world.when(cls, **fields)
 
 

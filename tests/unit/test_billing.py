@@ -182,21 +182,21 @@ def test_rule17_adjustment_skips_every_closed_month(world) -> None:
 
 def test_closing_a_month_that_is_not_over(world) -> None:
     world.ready()
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         close(world, "2025-07", datetime(2025, 7, 31, 23, 59, tzinfo=UTC))
 
 
 def test_closing_twice(world) -> None:
     world.ready()
     close(world)
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         close(world)
 
 
 def test_closing_for_a_rider_without_a_plan(world) -> None:
     world.station()
     world.rider(plan_id=None)
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         close(world)
 
 
@@ -224,16 +224,16 @@ def test_partial_then_full_payment_settles_the_bill(world) -> None:
 def test_overpaying_is_invalid(world) -> None:
     world.ready()
     close(world)
-    with world.rejects(InvalidCommand, "amount"):
+    with world.raises(InvalidCommand, "amount"):
         world.when(RecordPayment, rider_id="R1", month="2025-07", amount=Decimal("10.01"))
 
 
 def test_paying_an_open_or_missing_month(world) -> None:
     world.ready()
     swap(world)
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(RecordPayment, rider_id="R1", month="2025-07", amount=Decimal("1"))
-    with world.rejects(NotFound, "month"):
+    with world.raises(NotFound, "month"):
         world.when(RecordPayment, rider_id="R1", month="2025-01", amount=Decimal("1"))
 
 
@@ -268,16 +268,16 @@ def test_correction_of_a_closed_month_is_an_adjustment(world) -> None:
 def test_only_completed_swaps_are_corrected(world) -> None:
     world.ready()
     world.authorized("s1")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(CorrectSwap, session_id="s1", returned_soc=50, note="x")
-    with world.rejects(NotFound, "session_id"):
+    with world.raises(NotFound, "session_id"):
         world.when(CorrectSwap, session_id="nope", returned_soc=50, note="x")
 
 
 def test_correction_needs_a_value_and_a_note(world) -> None:
     world.ready()
     swap(world)
-    with world.rejects(InvalidCommand, "returned_soc"):
+    with world.raises(InvalidCommand, "returned_soc"):
         world.when(CorrectSwap, session_id="s1", note="nothing to correct")
-    with world.rejects(InvalidCommand, "note"):
+    with world.raises(InvalidCommand, "note"):
         world.when(CorrectSwap, session_id="s1", returned_soc=50, note=" ")

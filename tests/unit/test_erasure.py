@@ -28,17 +28,17 @@ def test_erasure_blanks_the_personal_fields_and_keeps_everything_else(world) -> 
 def test_an_erased_rider_still_swaps_but_cannot_be_given_personal_data_again(world) -> None:
     world.ready()
     world.given(EraseRider, rider_id="R1")
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(UpdateRider, rider_id="R1", personal={"name": "Back again"})
     world.when(UpdateRider, rider_id="R1", vehicle="e-bike")  # non-personal fields still change
     assert world.get(Rider, "R1").vehicle == "e-bike"
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(EraseRider, rider_id="R1")
 
 
 def test_erasing_an_unknown_rider_is_refused(world) -> None:
     world.ready()
-    with world.rejects(NotFound, "rider_id"):
+    with world.raises(NotFound, "rider_id"):
         world.when(EraseRider, rider_id="nobody")
 
 

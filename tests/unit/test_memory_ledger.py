@@ -35,7 +35,7 @@ def test_a_command_that_raises_changes_nothing(world) -> None:
     world.station()
     world.battery("B1", "S1", 4)
     before = world.get(Station, "S1").state()
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(UpdateStation, station_id="S1", name="Renamed", slot_count=2)
     assert world.get(Station, "S1").state() == before
 

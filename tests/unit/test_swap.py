@@ -242,7 +242,7 @@ def test_initiate_sent_again_returns_the_same_decision(authorized) -> None:
 
 def test_initiate_with_another_battery_after_acceptance_is_invalid(authorized) -> None:
     initiate(authorized)
-    with authorized.rejects(InvalidTransition):
+    with authorized.raises(InvalidTransition):
         initiate(authorized, battery="B2")
 
 
@@ -404,12 +404,12 @@ def test_rule14_a_battery_is_never_issued_twice(world) -> None:
 
 
 def test_completion_with_the_same_battery_in_and_out_is_invalid(authorized) -> None:
-    with authorized.rejects(InvalidCommand, "battery_out_id"):
+    with authorized.raises(InvalidCommand, "battery_out_id"):
         complete(authorized, battery_out="B9")
 
 
 def test_completion_without_a_battery_out_and_no_pick_is_invalid(authorized) -> None:
-    with authorized.rejects(InvalidCommand, "battery_out_id"):
+    with authorized.raises(InvalidCommand, "battery_out_id"):
         complete(authorized, battery_out=None)
 
 
@@ -418,7 +418,7 @@ def test_completion_must_return_the_battery_accepted_at_initiate(world) -> None:
     world.battery("B7", soc=100)
     world.authorized("s1")
     initiate(world)
-    with world.rejects(InvalidCommand, "battery_in_id"):
+    with world.raises(InvalidCommand, "battery_in_id"):
         complete(world, battery_in="B7")
 
 
@@ -466,7 +466,7 @@ def test_session_timed_out_at_initiate(authorized) -> None:
 
 
 def test_session_needs_an_id_or_a_rider(authorized) -> None:
-    with authorized.rejects(InvalidCommand, "session_id"):
+    with authorized.raises(InvalidCommand, "session_id"):
         authorized.when(InitiateSwap, station_id="S1", battery_in_id="B9", soc=40, soh=90)
 
 

@@ -102,9 +102,9 @@ def test_dock_again_in_the_same_slot_only_records_the_reading(world) -> None:
 
 def test_dock_refusals(world) -> None:
     world.ready()
-    with world.rejects(InvalidTransition):  # B9 is with rider R1: only a swap brings it back
+    with world.raises(InvalidTransition):  # B9 is with rider R1: only a swap brings it back
         world.when(DockBattery, station_id="S1", slot=4, battery_id="B9")
-    with world.rejects(InvalidTransition):  # slot 1 holds B1
+    with world.raises(InvalidTransition):  # slot 1 holds B1
         world.when(DockBattery, station_id="S1", slot=1, battery_id="B2")
 
 
@@ -124,7 +124,7 @@ def test_remove(world, reason, custody) -> None:
 def test_remove_from_the_wrong_slot(world) -> None:
     world.station()
     world.battery("B1", "S1", 1)
-    with world.rejects(InvalidTransition):
+    with world.raises(InvalidTransition):
         world.when(RemoveBattery, station_id="S1", slot=2, battery_id="B1", reason="fault")
 
 

@@ -74,7 +74,7 @@ def test_only_this_stations_sessions_time_out(world) -> None:
 
 
 def test_unknown_station(world) -> None:
-    with world.rejects(NotFound, "station_id"):
+    with world.raises(NotFound, "station_id"):
         sweep(world, 1, "nowhere")
 
 
