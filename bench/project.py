@@ -26,11 +26,7 @@ import secrets
 import time
 from typing import Any
 
-DEFAULT_SERVER = "mysql+pymysql://dev:devpw@127.0.0.1:33061/"
-
-
-def server_url() -> str:
-    return os.environ.get("BSS_BENCH_DATABASE_URL", DEFAULT_SERVER)
+from bench.server import server_url
 
 
 def _admin(url: str) -> Any:

@@ -1,7 +1,7 @@
 """Query latency of the HTTP API under a steady 1,000 requests/s, with 100k and 1M events
 stored (reported, not asserted; see docs/benchmarks.md, section "Queries").
 
-    python -m bench.query --mysql-url mysql+pymysql://dev:devpw@127.0.0.1:33061/bss
+    python -m bench.query [--mysql-url mysql+pymysql://user:pw@host:port/]
 
 For each history size the store is filled with the simulated fleet (bench/fleet.py: real
 commands through the ledger, group-committed), every projection catches up, and then a
@@ -284,9 +284,10 @@ def main_bench(args: argparse.Namespace) -> None:
     from adapters.http.server import open_ledger
     from adapters.http.tokens import TokenStore
     from bench.fleet import Fleet
+    from bench.server import server_url
     from ledger.settings import Settings
 
-    db_url = args.database_url or _new_database(args.mysql_url)
+    db_url = args.database_url or _new_database(args.mysql_url or server_url())
     ledger = open_ledger(Settings(BSS_DATABASE_URL=db_url))
     token = TokenStore(ledger.store.engine).create("admin", "bench.query")[1]
     fleet = Fleet(
@@ -376,10 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.query", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--mysql-url",
-        default=os.environ.get(
-            "BSS_BENCH_MYSQL_URL", "mysql+pymysql://dev:devpw@127.0.0.1:33061/bss"
-        ),
-        help="A MariaDB server (a new database is made on it).",
+        default=None,
+        help="A MariaDB server (a new database is made on it); default: "
+        "BSS_BENCH_DATABASE_URL, else a private server started for the run.",
     )
     parser.add_argument("--database-url", help="Use (and grow) this database instead.")
     parser.add_argument(

@@ -1,0 +1,32 @@
+"""The MariaDB server a benchmark runs on: ``BSS_BENCH_DATABASE_URL`` (a server URL whose user
+may create databases), else a private server started in a temporary folder and stopped when
+the benchmark ends (tests/support/services.py; the password is made at run time)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+
+from sqlalchemy.engine import make_url
+
+ENV = "BSS_BENCH_DATABASE_URL"
+_started: str | None = None
+
+
+def server_url() -> str:
+    """A server URL without a database part (``mysql+pymysql://user:pw@host:port/``)."""
+    global _started
+    configured = os.environ.get(ENV)
+    if configured:
+        return configured
+    if _started is None:
+        from tests.support.services import MariaDB
+
+        folder = tempfile.mkdtemp(prefix="bss-bench-")
+        server = MariaDB(folder).start()
+        atexit.register(lambda: (server.stop(), server.cleanup(True)))
+        url = make_url(server.url).set(database="").render_as_string(hide_password=False)
+        _started = url
+        print(f"(a private MariaDB for this run; set {ENV} to use another server)")
+    return _started
