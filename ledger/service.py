@@ -170,18 +170,16 @@ class Ledger:
     def next_id(self, name: str) -> int:
         return self.recorder.next_value(name)
 
-    def refresh(self) -> None:
-        """Forget cached aggregates that other writers changed since this ledger last looked."""
+    def refresh(self) -> set[str]:
+        """Forget cached aggregates that other writers changed since this ledger last looked;
+        returns their stream ids."""
         head = self.recorder.head()
         if head <= self.seen:
-            return
-        rows = self.recorder._query(
-            f"SELECT originator_id FROM bss_events WHERE id > {self.recorder.p} "
-            f"AND id <= {self.recorder.p}",
-            [self.seen, head],
-        )
-        self.cache.evict(str(r[0]) for r in rows)
+            return set()
+        changed = self.recorder.streams_between(self.seen, head)
+        self.cache.evict(changed)
         self.seen = head
+        return changed
 
     # --- batches --------------------------------------------------------------------------
 
@@ -297,7 +295,7 @@ class Ledger:
                     first_of_key[key] = i
                     commands.append(CommandRecord(key, orjson.dumps(outcome.to_dict())))
             if not events and not commands:
-                self._check_fresh(read_set, touched)
+                self._check_fresh(read_set)
             else:
                 self._append(events, commands, read_set, touched, recorded_at, decided)
         except BaseException:
@@ -326,20 +324,9 @@ class Ledger:
             label = "error" if result.error else ("accepted" if result.ok else "refused")
             metrics.COMMANDS.labels(label).inc()
 
-    def _check_fresh(self, read_set: dict[str, int], touched: set[str]) -> None:
+    def _check_fresh(self, read_set: dict[str, int]) -> None:
         """Nothing to append: still make sure the decision did not rest on stale cache."""
-        head = self.recorder.head()
-        if head <= self.seen:
-            return
-        rows = self.recorder._query(
-            f"SELECT originator_id FROM bss_events WHERE id > {self.recorder.p} "
-            f"AND id <= {self.recorder.p}",
-            [self.seen, head],
-        )
-        changed = {str(r[0]) for r in rows}
-        self.cache.evict(changed)
-        self.seen = head
-        if changed & set(read_set):
+        if self.refresh() & set(read_set):
             raise _Rerun
 
     def _append(

@@ -376,6 +376,14 @@ class LedgerRecorder(SQLAlchemyProcessRecorder):
             )
         return found
 
+    def streams_between(self, after: int, upto: int) -> set[str]:
+        """The streams appended to by the events after ``after`` up to ``upto``."""
+        rows = self._query(
+            f"SELECT DISTINCT originator_id FROM bss_events WHERE id > {self.p} AND id <= {self.p}",
+            [after, upto],
+        )
+        return {str(r[0]) for r in rows}
+
     def max_notification_id(self) -> int | None:
         rows = self._query(f"SELECT last_id FROM bss_append_head WHERE name = {self.p}", [LOG_NAME])
         if not rows:
