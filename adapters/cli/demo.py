@@ -7,7 +7,7 @@ What runs (all stopped cleanly by Ctrl-C, children included):
 - an embedded MQTT broker (iotcore, a child process; see adapters/mqtt/broker.py for why
   iotcore and not amqtt);
 - the MQTT ingest (``adapters.mqtt.ingest.Ingest``) on that broker;
-- the projections and the HTTP API with its dashboard, when this build has them;
+- the projections and the HTTP API (its OpenAPI page at /docs);
 - a fleet of simulated stations (``bss simulate``) at a gentle pace, v2 and v1 firmware mixed.
 
 See docs/demo.md.
@@ -54,7 +54,7 @@ def demo(
     database_url: str | None = typer.Option(
         None, "--database-url", help="Default: an SQLite file in the working folder."
     ),
-    api: bool = typer.Option(True, help="Serve the HTTP API and dashboard, when available."),
+    api: bool = typer.Option(True, help="Serve the HTTP API (OpenAPI page at /docs)."),
 ) -> None:
     """Run the ledger, an embedded broker, the ingest, the API and a simulated fleet."""
     from adapters.mqtt.broker import BrokerError, EmbeddedBroker, free_port, port_free
@@ -290,7 +290,8 @@ def _banner(settings: Settings, parts: _Parts, broker: Any, sim: Any) -> None:
         f"  database   {_where(settings)}",
         f"  broker     mqtt://127.0.0.1:{broker.port}  (embedded iotcore, pid {broker.pid}; "
         f"log {broker.log_path})",
-        f"  dashboard  {api}",
+        f"  API        {api}  (OpenAPI page: /docs; a token: bss tokens create --role admin "
+        "--name me)",
         f"  stations   {sim.config.stations} ({dialects}), {sim.config.riders} riders, "
         f"{sim.config.rate:g} visits/s; registered {s.registered} new, "
         f"{s.already_registered} already there",

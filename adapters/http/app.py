@@ -8,7 +8,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 
 from adapters.http import consistency, problems
@@ -88,14 +90,22 @@ def create_app(
         finally:
             await state.hub.close()
 
-    app = FastAPI(
+    # Swagger UI's scripts and styles come from the fastapi-offline package, not a CDN:
+    # nothing the ledger serves fetches anything from the internet.
+    app = FastAPIOffline(
         title="BSS swap ledger",
         version="1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        static_url="/docs-static",
     )
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
     app.state.api = state
     from readmodels.schema import MODELS
 
