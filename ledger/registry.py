@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.base import Aggregate, Outcome, Repository
+from domain.handlers import handle as domain_handle  # imports every aggregate module
 
 
 def _subclasses(cls: type[Aggregate]) -> list[type[Aggregate]]:
@@ -17,12 +18,8 @@ def _subclasses(cls: type[Aggregate]) -> list[type[Aggregate]]:
 
 
 def aggregate_classes() -> dict[str, type[Aggregate]]:
-    import domain.handlers  # noqa: F401 - imports every aggregate module
-
     return {cls.prefix: cls for cls in _subclasses(Aggregate) if cls.prefix}
 
 
 def handle(command: Any, repo: Repository, recorded_at: datetime) -> Outcome:
-    from domain.handlers import handle as domain_handle
-
     return domain_handle(command, repo, recorded_at)

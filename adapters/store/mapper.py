@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
-from eventsourcing.utils import get_topic
 
 from adapters.store.personal import SEALED
 from adapters.store.transcoder import OrjsonTranscoder
@@ -37,19 +36,17 @@ class LedgerMapper(Mapper[Any]):
             or all(value is None for value in personal.values())  # nothing to protect
         ):
             return super().to_stored_event(domain_event)
-        state = dict(vars(domain_event))
-        state.pop("originator_id")
-        version = state.pop("originator_version")
-        state["personal"] = {SEALED: self.vault.seal(originator_id[len(RIDER_PREFIX) :], personal)}
-        class_version = getattr(type(domain_event), "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
-        return StoredEvent(
-            originator_id=originator_id,
-            originator_version=version,
-            topic=get_topic(type(domain_event)),
-            state=self.transcoder.encode(state),
+        # The same event with its personal fields sealed, through eventsourcing's own mapping.
+        sealed = object.__new__(type(domain_event))
+        object.__setattr__(
+            sealed,
+            "__dict__",
+            {
+                **vars(domain_event),
+                "personal": {SEALED: self.vault.seal(originator_id[len(RIDER_PREFIX) :], personal)},
+            },
         )
+        return super().to_stored_event(sealed)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         event = super().to_domain_event(stored_event)
