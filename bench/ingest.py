@@ -266,6 +266,16 @@ def raw_throughput(srv: Servers, plan_file: Path, count: int) -> dict[str, Any]:
     }
 
 
+def deciding_process(args: argparse.Namespace, url: str) -> Any:
+    """The ingest's deciding half in its own process (as ``bss ingest`` runs it), started, or
+    None with ``--deciding thread`` (one process, as ``bss serve`` and ``bss demo`` run it)."""
+    if args.deciding != "process":
+        return None
+    from adapters.mqtt.deciding import DecidingProcess
+
+    return DecidingProcess(url).start()
+
+
 def readings_throughput(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
     from adapters.mqtt.ingest import Ingest, IngestConfig
     from adapters.mqtt.simulator import Simulator, SimulatorConfig
@@ -292,9 +302,10 @@ def readings_throughput(srv: Servers, args: argparse.Namespace) -> dict[str, Any
         raw = raw_throughput(srv, plan_file, args.readings)
         Ingest(ledger, config).start().stop()  # the session now exists, and waits
         publish(srv, plan_file, args.readings)
-        meter = CpuMeter(srv)
+        processor = deciding_process(args, url)
+        meter = CpuMeter(srv, processor.pid if processor is not None else None)
         meter.start()
-        ingest = Ingest(ledger, config).start()
+        ingest = Ingest(ledger, config, processor=processor).start()
         try:
             first = None
             deadline = time.monotonic() + 900
@@ -330,6 +341,7 @@ def readings_throughput(srv: Servers, args: argparse.Namespace) -> dict[str, Any
             "cpu": cpu,
         },
         "ratio": rate / raw["rate"] if raw["rate"] else 0.0,
+        "deciding": args.deciding,
     }
 
 
@@ -389,11 +401,13 @@ class CpuMeter:
     """CPU seconds used by the ingest (this process), the servers and a child, between
     ``start()`` and ``stop()``: where the machine's two cores went."""
 
-    def __init__(self, srv: Servers) -> None:
+    def __init__(self, srv: Servers, deciding: int | None = None) -> None:
         self.pids = {
             "mosquitto": srv.mosquitto.pid if srv.mosquitto is not None else None,
             "mariadb": srv.mariadb.pid if srv.mariadb is not None else None,
         }
+        if deciding is not None:
+            self.pids["ingest: deciding process"] = deciding
         self.before: dict[str, float | None] = {}
         self.wall = 0.0
 
@@ -411,13 +425,15 @@ class CpuMeter:
         return used
 
 
-def run_simulation(srv: Servers, options: dict[str, Any]) -> dict[str, Any]:
+def run_simulation(
+    srv: Servers, options: dict[str, Any], deciding: int | None = None
+) -> dict[str, Any]:
     """The simulator in a child process; CPU counted from its first visit to its last."""
     proc = child("simulate", "--options", json.dumps(options))
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != b"ready":
         return child_result(proc, 60)  # it failed: raise with its error
-    meter = CpuMeter(srv)
+    meter = CpuMeter(srv, deciding)
     meter.start()
     result = child_result(proc, 1800)
     result["cpu"] = {**meter.stop(), "simulator": result.pop("cpu_s")}
@@ -433,6 +449,7 @@ def swaps(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
     store = open_store(url, init=True)
     ledger = Ledger(store)
     group = f"bench-{secrets.token_hex(3)}" if args.ingest_processes > 1 else None
+    processor = deciding_process(args, url)
     ingest = Ingest(
         ledger,
         IngestConfig(
@@ -443,6 +460,7 @@ def swaps(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
             session_expiry=60,
             sweep_interval=5,
         ),
+        processor=processor,
     ).start()
     extra = [
         child_with_stdin(
@@ -479,7 +497,8 @@ def swaps(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
         "reply_timeout": 10.0,
     }
     try:
-        throughput = run_simulation(srv, {**fleet, "swaps": args.swaps, "rate": 0})
+        deciding = processor.pid if processor is not None else None
+        throughput = run_simulation(srv, {**fleet, "swaps": args.swaps, "rate": 0}, deciding)
         assert ingest.wait_idle(60)
         half = max(throughput["swaps_per_s"] / 2, 1.0)
         count = int(half * args.latency_seconds)
@@ -499,6 +518,7 @@ def swaps(srv: Servers, args: argparse.Namespace) -> dict[str, Any]:
         "latency": latency,
         "ingest": stats.as_dict(),
         "ingest_processes": args.ingest_processes,
+        "deciding": args.deciding,
     }
 
 
@@ -552,7 +572,7 @@ class Report:
                     "",
                 ),
                 (
-                    "health readings: MQTT → committed events",
+                    f"health readings: MQTT → committed events (deciding: {r['deciding']})",
                     f"{r['ingest']['rate']:,.0f} readings/s",
                     f"{r['ratio']:.0%} of raw",
                     _verdict(r["ratio"] >= TARGET_RATIO, "≥ 50 %"),
@@ -564,7 +584,8 @@ class Report:
             rows += [
                 (
                     f"complete v2 swaps, {t['stations']} stations, "
-                    f"{self.swaps.get('ingest_processes', 1)} ingest process(es)",
+                    f"{self.swaps.get('ingest_processes', 1)} ingest process(es), "
+                    f"deciding: {self.swaps['deciding']}",
                     f"{t['swaps_per_s']:,.0f} swaps/s",
                     f"{t['completed']} of {t['attempts']} visits in {t['duration_s']:.1f} s",
                     _verdict(t["swaps_per_s"] >= TARGET_SWAPS, "≥ 500/s"),
@@ -645,6 +666,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="(b) ingest processes sharing a $share subscription (default 1)",
+    )
+    parser.add_argument(
+        "--deciding",
+        choices=("process", "thread"),
+        default="process",
+        help="where the ingest decides: a child process (bss ingest's default) or a thread",
     )
     parser.add_argument("--only", choices=("readings", "swaps"), help="run one part")
     parser.add_argument("--json", action="store_true", help="print the report as JSON too")

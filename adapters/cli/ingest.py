@@ -48,6 +48,11 @@ def ingest(
         None, help="MQTT 5 session expiry in seconds (default: the session never expires)."
     ),
     batch_max: int = typer.Option(200, help="Most messages in one transaction."),
+    deciding_process: bool = typer.Option(
+        True,
+        help="Decide and commit in a child process, so receiving and deciding get a core "
+        "each (not for an in-memory SQLite database).",
+    ),
     sweep_interval: float = typer.Option(
         5.0, help="Seconds between session timeout sweeps (0: no sweeps)."
     ),
@@ -63,6 +68,7 @@ def ingest(
     """Run the MQTT ingest: subscribe to the stations' topics and record their messages."""
     from adapters.mqtt.ingest import Ingest, IngestConfig
     from adapters.store import open_store
+    from adapters.store.engine import is_memory_sqlite
     from ledger.service import Ledger
 
     logging.basicConfig(
@@ -103,14 +109,25 @@ def ingest(
 
             start_http_server(metrics_port, addr=settings.http_host)
         ledger = Ledger(store, cache_size=settings.cache_size)
-        runner = Ingest(ledger, config).start(wait=None)
+        processor = None
+        if deciding_process and not is_memory_sqlite(store.url):
+            from adapters.mqtt.deciding import DecidingProcess
+
+            secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+            processor = DecidingProcess(
+                store.engine.url.render_as_string(hide_password=False),
+                secret=secret,
+                cache_size=settings.cache_size,
+            )
+        runner = Ingest(ledger, config, processor=processor).start(wait=None)
         log.info(
-            "ingest %s on %s:%s%s -> %s",
+            "ingest %s on %s:%s%s -> %s%s",
             config.client_id,
             config.host,
             config.port,
             f" (shared group {config.shared_group})" if config.shared_group else "",
             store.url,
+            " (deciding in a child process)" if processor is not None else "",
         )
         last = time.monotonic()
         while not stop.wait(0.5):

@@ -29,11 +29,11 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeGuard, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,7 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import text
 
 from adapters.mqtt import metrics
-from adapters.mqtt.processor import BatchProcessor, Incoming, Processed
+from adapters.mqtt.processor import BatchProcessor, Handled, Incoming, Processed
 from adapters.mqtt.topics import INBOUND_FILTERS, shared
 from adapters.store.engine import is_transient
 from domain.commands import Command, TimeOutSessions
@@ -54,6 +54,25 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NEVER_EXPIRES = 0xFFFFFFFF
+PIPELINE_DEPTH = 2  # batches in a deciding process at once: one decided, the next waiting
+
+
+class Processor(Protocol):
+    """What the worker hands batches to: a :class:`BatchProcessor` in this process, or a
+    :class:`~adapters.mqtt.deciding.DecidingProcess` (the same calls, in a child process)."""
+
+    def process(self, batch: Sequence[Incoming], sweeps: Sequence[Command] = ()) -> Processed: ...
+
+    def reject_failed(self, incoming: Incoming, error: BaseException) -> Handled: ...
+
+
+class Pipelined(Processor, Protocol):
+    """A processor that takes the next batch while it decides the current one
+    (:class:`~adapters.mqtt.deciding.DecidingProcess`): outcomes come back in order."""
+
+    def submit(self, batch: Sequence[Incoming], sweeps: Sequence[Command] = ()) -> Any: ...
+
+    def outcome(self, ticket: Any) -> Processed: ...
 
 
 @dataclass(frozen=True)
@@ -168,11 +187,11 @@ class Ingest:
         ledger: Ledger,
         config: IngestConfig | None = None,
         *,
-        processor: BatchProcessor | None = None,
+        processor: Processor | None = None,
     ) -> None:
         self.ledger = ledger
         self.config = config or IngestConfig()
-        self.processor = processor or BatchProcessor(ledger)
+        self.processor: Processor = processor or BatchProcessor(ledger)
         self._queue: queue.Queue[Incoming] = queue.Queue()
         self._carry: list[Incoming] = []  # deferred messages, first in the next batch
         self._stopping = threading.Event()
@@ -186,6 +205,11 @@ class Ingest:
         self._generation = 0
         self._subscribed = threading.Event()
         self._worker: threading.Thread | None = None
+        self._receiver: threading.Thread | None = None  # the pipeline's second thread
+        self._slots = threading.Semaphore(PIPELINE_DEPTH)
+        self._inflight: queue.Queue[Any] = queue.Queue()  # submitted tickets, in order
+        self._submitting = threading.Lock()  # a submit and its place in _inflight, together
+        self._busy = 0  # batches submitted and not yet delivered
         self._client: mqtt.Client | None = None
         self._stations: set[str] = set()
         self._stations_read = -1e9
@@ -196,8 +220,22 @@ class Ingest:
     def start(self, wait: float | None = 10.0) -> Ingest:
         """Connect (in the background, reconnecting with backoff) and start the worker.
         With ``wait``, block until the subscriptions are acknowledged (or raise TimeoutError)."""
+        starting = getattr(self.processor, "start", None)
+        if starting is not None:
+            starting()  # a deciding process: ready before the first message arrives
         self._client = self._make_client()
-        self._worker = threading.Thread(target=self._work, name="bss-ingest-worker", daemon=True)
+        if _pipelined(self.processor):
+            self._worker = threading.Thread(
+                target=self._submit_loop, name="bss-ingest-submit", daemon=True
+            )
+            self._receiver = threading.Thread(
+                target=self._receive_loop, name="bss-ingest-deliver", daemon=True
+            )
+            self._receiver.start()
+        else:
+            self._worker = threading.Thread(
+                target=self._work, name="bss-ingest-worker", daemon=True
+            )
         self._worker.start()
         cfg = self.config
         if cfg.protocol == "5":
@@ -220,16 +258,20 @@ class Ingest:
         database is still away after ``timeout`` seconds, give up: nothing more is
         acknowledged, and the broker redelivers the rest to the next ingest with this id."""
         self._stopping.set()
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
-            if worker.is_alive():
-                self._abort.set()
-                worker.join(10)
+        deadline = time.monotonic() + timeout
+        for thread in (self._worker, self._receiver):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    self._abort.set()
+                    thread.join(10)
         client = self._client
         if client is not None:
             client.disconnect()
             client.loop_stop()
+        closing = getattr(self.processor, "close", None)
+        if closing is not None:
+            closing()
         metrics.CONNECTED.set(0)
 
     def __enter__(self) -> Ingest:
@@ -386,7 +428,8 @@ class Ingest:
     def _collect(self) -> list[Incoming]:
         """What arrived together: messages put back last time first, then up to batch_max."""
         cfg = self.config
-        batch, self._carry = self._carry[: cfg.batch_max], self._carry[cfg.batch_max :]
+        with self._lock:
+            batch, self._carry = self._carry[: cfg.batch_max], self._carry[cfg.batch_max :]
         timeout = 0.0 if batch else min(0.2, max(0.0, self._next_sweep - time.monotonic()))
         try:
             batch.append(self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait())
@@ -475,7 +518,8 @@ class Ingest:
                 # session); that copy is acknowledged when it has been handled.
                 client.ack(incoming.mid, incoming.qos)
                 acked += 1
-        self._carry.extend(processed.deferred)
+        with self._lock:
+            self._carry.extend(processed.deferred)
         self._count(processed, latencies, acked)
 
     def _count(self, processed: Processed, latencies: list[float], acked: int) -> None:
@@ -485,9 +529,10 @@ class Ingest:
             metrics.MESSAGES.labels(handled.topic, handled.result).inc()
             if handled.result == "rejected" and handled.reason:
                 metrics.REJECTED.labels(handled.reason).inc()
-            if handled.station_id is not None and handled.result != "rejected":
-                self._stations.add(handled.station_id)  # known to the ledger: sweep it
         with self._lock:
+            for handled in processed.handled:
+                if handled.station_id is not None and handled.result != "rejected":
+                    self._stations.add(handled.station_id)  # known to the ledger: sweep it
             stats = self._stats
             stats.batches += 1
             stats.committed += len(processed.handled)
@@ -505,6 +550,93 @@ class Ingest:
         while self._rate and self._rate[0][0] < now - 10:
             self._rate.popleft()
         metrics.INGEST_RATE.set(sum(n for _, n in self._rate) / 10.0)
+
+    # --- the pipeline (a processor in another process) ----------------------------------------
+
+    def _submit_loop(self) -> None:
+        """Gather a batch whenever fewer than PIPELINE_DEPTH are in the deciding process, and
+        send it; the receiving thread delivers the outcomes in order."""
+        processor = self.processor
+        assert _pipelined(processor)
+        try:
+            while not self._stopping.is_set() and not self._abort.is_set():
+                if not self._slots.acquire(timeout=0.2):
+                    continue
+                batch = self._collect()
+                sweeps = self._due_sweeps()
+                if not batch and not sweeps:
+                    self._slots.release()
+                    with self._lock:
+                        quiet = self._busy == 0
+                    if quiet and self._queue.empty():
+                        self._idle.set()
+                    continue
+                with self._submitting:
+                    with self._lock:
+                        self._busy += 1
+                    self._inflight.put((batch, sweeps, processor.submit(batch, sweeps)))
+        except Exception:
+            log.exception("the ingest failed; unacknowledged messages will be redelivered")
+            self._abort.set()
+        finally:
+            self._inflight.put(None)
+
+    def _receive_loop(self) -> None:
+        processor = self.processor
+        assert _pipelined(processor)
+        try:
+            while True:
+                item = self._inflight.get()
+                if item is None:
+                    return
+                batch, sweeps, ticket = item
+                try:
+                    processed = processor.outcome(ticket)
+                except Exception as error:
+                    self._redo([(batch, sweeps, ticket)], error)
+                else:
+                    self._deliver(processed)
+                    self._delivered(1)
+        except _Aborted:
+            log.warning("stopped while the database was unavailable; nothing more acknowledged")
+        except Exception:
+            log.exception("the ingest failed; unacknowledged messages will be redelivered")
+        finally:
+            self._abort.set()  # the submitting thread must not wait for slots forever
+            self._idle.set()
+
+    def _redo(
+        self, failed: list[tuple[list[Incoming], list[Command], Any]], error: Exception
+    ) -> None:
+        """A pipelined batch failed: take the outcomes of the batches behind it (the deciding
+        process skipped them), then decide them all again one batch at a time, in order."""
+        log.warning("a batch failed in the deciding process (%r); deciding it again", error)
+        processor = self.processor
+        assert _pipelined(processor)
+        with self._submitting:  # nothing new is submitted until these are done
+            outcomes: list[Processed | None] = [None]
+            while True:
+                try:
+                    item = self._inflight.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._inflight.put(None)  # the submitting thread ended: end after these
+                    break
+                failed.append(item)
+                try:
+                    outcomes.append(processor.outcome(item[2]))
+                except Exception:
+                    outcomes.append(None)
+            for (batch, sweeps, _ticket), processed in zip(failed, outcomes, strict=True):
+                self._deliver(processed or self._commit(batch, sweeps))
+                self._delivered(1)
+
+    def _delivered(self, batches: int) -> None:
+        with self._lock:
+            self._busy -= batches
+        for _ in range(batches):
+            self._slots.release()
 
     # --- session timeouts ---------------------------------------------------------------
 
@@ -532,9 +664,17 @@ class Ingest:
                         "WHERE originator_id LIKE 'station:%'"
                     )
                 ).all()
-            self._stations.update(str(r[0]).split(":", 1)[1] for r in rows)
+            with self._lock:
+                self._stations.update(str(r[0]).split(":", 1)[1] for r in rows)
             self._stations_read = now
-        return set(self._stations)
+        with self._lock:
+            return set(self._stations)
+
+
+def _pipelined(processor: Processor) -> TypeGuard[Pipelined]:
+    return callable(getattr(processor, "submit", None)) and callable(
+        getattr(processor, "outcome", None)
+    )
 
 
 def _no_delay(_client: Any, _userdata: Any, sock: Any) -> None:

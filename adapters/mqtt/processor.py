@@ -112,7 +112,9 @@ class BatchProcessor:
 
     def process(self, batch: Sequence[Incoming], sweeps: Sequence[Command] = ()) -> Processed:
         works = [self.parse(incoming) for incoming in batch]
-        self.ledger.prefetch(_streams(w.command for w in works))
+        commands = [w.command for w in works if w.command is not None]
+        self.ledger.prefetch(_streams(commands))
+        self.ledger.prefetch(self._riders_of_cards(commands))
         items: list[tuple[Any, str | None]] = [self._item(w) for w in works]
         items.extend((command, None) for command in sweeps)
         results = self.ledger.execute_many(items)
@@ -157,6 +159,17 @@ class BatchProcessor:
         except ProtocolError as error:
             work.rejection = (error.reason, error.message)
         return work
+
+    def _riders_of_cards(self, commands: list[Command]) -> list[str]:
+        """The riders whose cards the batch's auths name (known once the cards are loaded):
+        a second prefetch instead of one load per auth."""
+        streams = []
+        for command in commands:
+            if isinstance(command, AuthorizeCard):
+                card = self.ledger.cache.get(Card.stream_id(command.rfid_code))
+                if isinstance(card, Card) and card.rider_id:
+                    streams.append(Rider.stream_id(card.rider_id))
+        return streams
 
     def reject_failed(self, incoming: Incoming, error: BaseException) -> Handled:
         """Record a message this code failed on (a bug) as rejected: internal_error."""
@@ -304,12 +317,10 @@ def _conflicted(result: Result | None) -> bool:
     return result is not None and isinstance(result.error, ConcurrencyConflict)
 
 
-def _streams(commands: Iterable[Command | None]) -> list[str]:
+def _streams(commands: Iterable[Command]) -> list[str]:
     """Stream ids a batch's commands will load (one query to prefetch them all)."""
     streams = {Policy.stream_id(Policy.KEY)}
     for command in commands:
-        if command is None:
-            continue
         fields = vars(command)
         if fields.get("station_id"):
             streams.add(Station.stream_id(fields["station_id"]))
@@ -320,6 +331,8 @@ def _streams(commands: Iterable[Command | None]) -> list[str]:
             streams.add(Rider.stream_id(fields["rider_id"]))
         if fields.get("rfid_code"):
             streams.add(Card.stream_id(fields["rfid_code"]))
-        if fields.get("session_id") and not isinstance(command, AuthorizeCard):
+        if fields.get("session_id"):
+            # An AuthorizeCard's is a new id: the prefetch remembers it is absent, so the
+            # handler's check that it is new costs no query of its own.
             streams.add(SwapSession.stream_id(fields["session_id"]))
     return sorted(streams)

@@ -1,5 +1,6 @@
 """A bug on one message (here: a parser that blows up on it) must not stop the ingest or
-hold back the other messages of its batch: it is recorded as rejected (internal_error)."""
+hold back the other messages of its batch: it is recorded as rejected (internal_error),
+whether the ingest decides in its own thread or in a deciding process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.mqtt.ingest import Ingest, IngestConfig
+from adapters.mqtt.deciding import DecidingProcess
+from adapters.mqtt.ingest import Ingest, IngestConfig, Processor
 from adapters.mqtt.processor import BatchProcessor, Incoming
 from adapters.store import open_store
 from domain.rejection import RejectedMessage
@@ -43,8 +45,9 @@ def ledger(sqlite_url: str) -> Iterator[Ledger]:
         store.close()
 
 
+@pytest.mark.parametrize("deciding", ["thread", "process"])
 def test_a_message_that_breaks_the_code_is_set_aside(
-    ledger: Ledger, mqtt_broker: MqttBroker
+    ledger: Ledger, mqtt_broker: MqttBroker, sqlite_url: str, deciding: str
 ) -> None:
     station_id = f"X{token()}"
     seed_station(ledger, station_id, 4, {1: (f"{station_id}-1", 90, 90)})
@@ -59,7 +62,12 @@ def test_a_message_that_breaks_the_code_is_set_aside(
         batch_wait=0.2,
     )
     clear_retained_statuses(*mqtt_broker)
-    ingest = Ingest(ledger, config, processor=Faulty(ledger)).start()
+    processor: Processor = (
+        DecidingProcess(sqlite_url, processor=f"{__name__}:Faulty")
+        if deciding == "process"
+        else Faulty(ledger)
+    )
+    ingest = Ingest(ledger, config, processor=processor).start()
     try:
         readings = [
             {"battery_id": f"{station_id}-1", "soc": 80 + n, "timestamp": stamp()} for n in range(5)

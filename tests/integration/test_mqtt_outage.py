@@ -1,5 +1,6 @@
 """MariaDB stopped for 10 s in the middle of a run: the ingest backs off, acknowledges and
-answers nothing meanwhile, and the run completes when MariaDB is back, every swap once."""
+answers nothing meanwhile, and the run completes when MariaDB is back, every swap once; both
+with the deciding in the ingest's own thread and in a deciding process (``bss ingest``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
+from adapters.mqtt.deciding import DecidingProcess
 from adapters.store import open_store
 from domain.session import SwapSession
 from ledger.service import Ledger
@@ -23,10 +27,14 @@ SWAPS = 20
 OUTAGE = 10.0
 
 
-def test_mariadb_away_for_ten_seconds(private_mariadb: Any, mqtt_broker: MqttBroker) -> None:
+@pytest.mark.parametrize("deciding", ["thread", "process"])
+def test_mariadb_away_for_ten_seconds(
+    private_mariadb: Any, mqtt_broker: MqttBroker, deciding: str
+) -> None:
     server = private_mariadb()
     store = open_store(server.url, init=True)
     ledger = Ledger(store)
+    processor = DecidingProcess(server.url) if deciding == "process" else None
     fleet = Fleet.seed(ledger, STATIONS)
     started = threading.Event()
     driver = SwapDriver(
@@ -37,7 +45,7 @@ def test_mariadb_away_for_ten_seconds(private_mariadb: Any, mqtt_broker: MqttBro
         on_confirmed=lambda n: started.set() if n >= STATIONS * 3 else None,
     )
     try:
-        with running_ingest(ledger, *mqtt_broker, sweep_interval=0) as ingest:
+        with running_ingest(ledger, *mqtt_broker, processor, sweep_interval=0) as ingest:
             run = threading.Thread(target=driver.run, args=(120,))
             run.start()
             assert started.wait(60), "the run did not get going"

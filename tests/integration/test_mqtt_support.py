@@ -277,13 +277,17 @@ def clear_retained_statuses(host: str, port: int, settle: float = 0.3) -> int:
 
 
 @contextlib.contextmanager
-def running_ingest(ledger: Ledger, host: str, port: int, **config: Any) -> Iterator[Ingest]:
+def running_ingest(
+    ledger: Ledger, host: str, port: int, processor: Any = None, **config: Any
+) -> Iterator[Ingest]:
     """An Ingest with a client id of its own and a short-lived session (shared broker), started
-    after the broker's retained station statuses of earlier tests are cleared."""
+    after the broker's retained station statuses of earlier tests are cleared. ``processor``:
+    a DecidingProcess to decide in (default: a BatchProcessor in this process)."""
     clear_retained_statuses(host, port)
     config.setdefault("client_id", f"ingest-{token()}")
     config.setdefault("session_expiry", 120)
-    ingest = Ingest(ledger, IngestConfig(host=host, port=port, **config)).start()
+    config_ = IngestConfig(host=host, port=port, **config)
+    ingest = Ingest(ledger, config_, processor=processor).start()
     try:
         yield ingest
     finally:
