@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         validation_alias="BSS_MQTT_SESSION_EXPIRY",
         description="MQTT 5: seconds the broker keeps the ingest's session (default: forever).",
     )
+    ingest_deciding: Literal["auto", "process", "thread"] = Field(
+        default="auto",
+        validation_alias="BSS_INGEST_DECIDING",
+        description="Where the MQTT ingest decides and commits: process (a child process, so "
+        "receiving and deciding get a core each), thread (in the ingest's own process), or "
+        "auto (process on MySQL/MariaDB, thread on SQLite).",
+    )
     http_host: str = Field(default="127.0.0.1", validation_alias="BSS_HTTP_HOST")
     http_port: int = Field(default=5000, validation_alias="BSS_HTTP_PORT")
     secret_key: SecretStr | None = Field(

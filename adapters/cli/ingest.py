@@ -48,10 +48,11 @@ def ingest(
         None, help="MQTT 5 session expiry in seconds (default: the session never expires)."
     ),
     batch_max: int = typer.Option(200, help="Most messages in one transaction."),
-    deciding_process: bool = typer.Option(
-        True,
-        help="Decide and commit in a child process, so receiving and deciding get a core "
-        "each (not for an in-memory SQLite database).",
+    deciding: str | None = typer.Option(
+        None,
+        help="Where to decide and commit: process (a child process: receiving and deciding "
+        "get a core each), thread, or auto (process on MySQL/MariaDB, thread on SQLite). "
+        "Default: BSS_INGEST_DECIDING, else auto.",
     ),
     sweep_interval: float = typer.Option(
         5.0, help="Seconds between session timeout sweeps (0: no sweeps)."
@@ -66,9 +67,9 @@ def ingest(
     log_level: str = typer.Option("INFO", help="Logging level."),
 ) -> None:
     """Run the MQTT ingest: subscribe to the stations' topics and record their messages."""
+    from adapters.mqtt.deciding import for_settings
     from adapters.mqtt.ingest import Ingest, IngestConfig
     from adapters.store import open_store
-    from adapters.store.engine import is_memory_sqlite
     from ledger.service import Ledger
 
     logging.basicConfig(
@@ -76,6 +77,8 @@ def ingest(
     )
     if protocol not in (None, "5", "3.1.1"):
         raise typer.BadParameter("protocol must be 5 or 3.1.1")
+    if deciding not in (None, "auto", "process", "thread"):
+        raise typer.BadParameter("deciding must be auto, process or thread")
     settings = get_settings()
     overrides: dict[str, object] = {
         "batch_max": batch_max,
@@ -109,16 +112,7 @@ def ingest(
 
             start_http_server(metrics_port, addr=settings.http_host)
         ledger = Ledger(store, cache_size=settings.cache_size)
-        processor = None
-        if deciding_process and not is_memory_sqlite(store.url):
-            from adapters.mqtt.deciding import DecidingProcess
-
-            secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-            processor = DecidingProcess(
-                store.engine.url.render_as_string(hide_password=False),
-                secret=secret,
-                cache_size=settings.cache_size,
-            )
+        processor = for_settings(settings, store, deciding)
         runner = Ingest(ledger, config, processor=processor).start(wait=None)
         log.info(
             "ingest %s on %s:%s%s -> %s%s",

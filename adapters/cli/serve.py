@@ -68,9 +68,12 @@ def serve(
     try:
         ingest = None
         if mqtt:
+            from adapters.mqtt.deciding import for_settings
             from adapters.mqtt.ingest import Ingest, IngestConfig
 
-            ingest = Ingest(ledger, IngestConfig.from_settings(settings)).start(wait=None)
+            config = IngestConfig.from_settings(settings)
+            processor = for_settings(settings, store)
+            ingest = Ingest(ledger, config, processor=processor).start(wait=None)
             parts.append(ingest)
             log.info("ingest on %s:%s", settings.mqtt_broker_host, settings.mqtt_broker_port)
         if projections:

@@ -46,11 +46,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.mqtt.processor import Handled, Incoming, Processed
 from adapters.mqtt.replies import Outgoing
+from adapters.store.engine import is_memory_sqlite, is_sqlite
 from domain.commands import Command
+
+if TYPE_CHECKING:
+    from adapters.store import Store
+    from ledger.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +287,23 @@ class DecidingProcess:
             )
         self.restarts += 1
         self._children += 1  # outstanding tickets of the old child cannot be answered now
+
+
+def for_settings(
+    settings: Settings, store: Store, choice: str | None = None
+) -> DecidingProcess | None:
+    """The deciding process the settings ask for (``choice`` overrides
+    ``BSS_INGEST_DECIDING``), or None to decide in the ingest's own process. ``auto`` takes
+    a process on a database server and none on SQLite, where a second writing process
+    would only wait for the file's lock; an in-memory SQLite database is never shared."""
+    choice = choice or settings.ingest_deciding
+    if choice not in ("auto", "process", "thread"):
+        raise ValueError(f"deciding must be auto, process or thread, not {choice!r}")
+    url = store.engine.url.render_as_string(hide_password=False)
+    if choice == "thread" or is_memory_sqlite(url) or (choice == "auto" and is_sqlite(url)):
+        return None
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return DecidingProcess(url, secret=secret, cache_size=settings.cache_size)
 
 
 def _wire(incoming: Incoming) -> Wire:

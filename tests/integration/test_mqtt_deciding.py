@@ -194,3 +194,29 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_where_the_ingest_decides_follows_the_settings(
+    fresh_mysql_url: str, sqlite_url: str
+) -> None:
+    from adapters.mqtt.deciding import for_settings
+    from ledger.settings import Settings
+
+    mariadb, sqlite = open_store(fresh_mysql_url), open_store(sqlite_url)
+    memory = open_store("sqlite://")
+    try:
+        auto = Settings(ingest_deciding="auto")
+        chosen = for_settings(auto, mariadb)
+        assert isinstance(chosen, DecidingProcess)
+        assert chosen.pid is None  # nothing started before the ingest starts it
+        assert chosen.url == mariadb.engine.url.render_as_string(hide_password=False)
+        assert for_settings(auto, sqlite) is None
+        assert isinstance(for_settings(auto, sqlite, "process"), DecidingProcess)
+        assert for_settings(auto, memory, "process") is None  # not shared between processes
+        assert for_settings(Settings(ingest_deciding="thread"), mariadb) is None
+        assert for_settings(auto, mariadb, "thread") is None
+        with pytest.raises(ValueError, match="auto, process or thread"):
+            for_settings(auto, mariadb, "fork")
+    finally:
+        for store in (mariadb, sqlite, memory):
+            store.close()
