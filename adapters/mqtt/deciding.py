@@ -342,10 +342,26 @@ def _count(calls: list[tuple[str, tuple[str, ...], str, float]]) -> None:
 # --- the child ----------------------------------------------------------------------------
 
 
+class _Calls:
+    """The child's metric calls since the last answer: increments summed per metric and
+    labels, observations one by one."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, tuple[str, ...]], float] = {}
+        self.observed: list[tuple[str, tuple[str, ...], str, float]] = []
+
+    def take(self) -> list[tuple[str, tuple[str, ...], str, float]]:
+        calls = [(name, labels, "inc", n) for (name, labels), n in self.counts.items()]
+        calls.extend(self.observed)
+        self.counts.clear()
+        self.observed.clear()
+        return calls
+
+
 class _Relay:
     """Stands in for a ledger metric in the child: records each call to send it back."""
 
-    def __init__(self, name: str, calls: list[Any], labels: tuple[str, ...] = ()) -> None:
+    def __init__(self, name: str, calls: _Calls, labels: tuple[str, ...] = ()) -> None:
         self.name = name
         self.calls = calls
         self._labels = labels
@@ -354,10 +370,11 @@ class _Relay:
         return _Relay(self.name, self.calls, tuple(str(v) for v in values))
 
     def inc(self, amount: float = 1) -> None:
-        self.calls.append((self.name, self._labels, "inc", amount))
+        key = (self.name, self._labels)
+        self.calls.counts[key] = self.calls.counts.get(key, 0) + amount
 
     def observe(self, value: float) -> None:
-        self.calls.append((self.name, self._labels, "observe", value))
+        self.calls.observed.append((self.name, self._labels, "observe", value))
 
 
 def _child_main(
@@ -368,7 +385,7 @@ def _child_main(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ledger import metrics
 
-    calls: list[Any] = []
+    calls = _Calls()
     for name in ("EVENTS_APPENDED", "COMMANDS", "CONFLICTS", "DUPLICATES", "BATCH_SIZE"):
         setattr(metrics, name, _Relay(name, calls))
     serving = _Serving(url, secret, cache_size, processor)
@@ -383,10 +400,9 @@ def _child_main(
                 return
             answer = serving.answer(request)
             try:
-                conn.send((*answer, list(calls)))
+                conn.send((*answer, calls.take()))
             except OSError:
                 return
-            calls.clear()
     finally:
         serving.close()
 

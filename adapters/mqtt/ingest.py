@@ -28,7 +28,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -524,11 +524,17 @@ class Ingest:
 
     def _count(self, processed: Processed, latencies: list[float], acked: int) -> None:
         results = {"accepted": 0, "refused": 0, "rejected": 0, "duplicate": 0}
+        labels: Counter[tuple[str, str]] = Counter()
+        reasons: Counter[str] = Counter()
         for handled in processed.handled:
             results[handled.result] += 1
-            metrics.MESSAGES.labels(handled.topic, handled.result).inc()
+            labels[handled.topic, handled.result] += 1
             if handled.result == "rejected" and handled.reason:
-                metrics.REJECTED.labels(handled.reason).inc()
+                reasons[handled.reason] += 1
+        for (topic, result), count in labels.items():  # one update per label, not per message
+            metrics.MESSAGES.labels(topic, result).inc(count)
+        for reason, count in reasons.items():
+            metrics.REJECTED.labels(reason).inc(count)
         with self._lock:
             for handled in processed.handled:
                 if handled.station_id is not None and handled.result != "rejected":

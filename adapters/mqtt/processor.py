@@ -20,7 +20,7 @@ from typing import Any
 
 from adapters.mqtt import keys, rejections, topics
 from adapters.mqtt.protocol import MAX_ID, Inbound, ProtocolError, load_object, validate
-from adapters.mqtt.replies import Outgoing, Request, rejection_replies, replies_to
+from adapters.mqtt.replies import ANSWERED, Outgoing, Request, rejection_replies, replies_to
 from adapters.mqtt.topics import Kind
 from adapters.mqtt.translate import Arrival, is_v2, new_session_id, to_command
 from domain.base import ConcurrencyConflict, DomainError, Outcome
@@ -129,7 +129,7 @@ class BatchProcessor:
         self._reject_refused(works)
         done = [w for w in works if not _conflicted(w.result)]
         deferred = [w.incoming for w in works if _conflicted(w.result)]
-        times = self._recorded_times(done)
+        times = self._recorded_times([w for w in done if _answered(w)])
         return Processed([self._handled(w, times) for w in done], deferred, timed_out)
 
     def parse(self, incoming: Incoming) -> _Work:
@@ -250,7 +250,9 @@ class BatchProcessor:
     def _handled(self, work: _Work, times: dict[str, str]) -> Handled:
         result = work.result
         assert result is not None
-        recorded_at = times.get(work.stored_key) or _iso(work.incoming.received_at)
+        recorded_at = ""
+        if _answered(work):
+            recorded_at = times.get(work.stored_key) or _iso(work.incoming.received_at)
         if work.rejection is not None:
             return self._handled_rejection(work, result, recorded_at)
         assert result.outcome is not None
@@ -258,16 +260,13 @@ class BatchProcessor:
         assert work.kind is not None
         assert work.body is not None
         assert work.data is not None
-        request = Request(work.station_id, work.kind, work.data, is_v2(work.body), recorded_at)
         outcome = result.outcome
         status = "duplicate" if result.duplicate else ("accepted" if outcome.ok else "refused")
-        return Handled(
-            work.incoming,
-            replies_to(request, outcome, self._rider_name),
-            status,
-            work.label,
-            work.station_id,
-        )
+        replies: list[Outgoing] = []
+        if work.kind in ANSWERED:
+            request = Request(work.station_id, work.kind, work.data, is_v2(work.body), recorded_at)
+            replies = replies_to(request, outcome, self._rider_name)
+        return Handled(work.incoming, replies, status, work.label, work.station_id)
 
     def _handled_rejection(self, work: _Work, result: Result, recorded_at: str) -> Handled:
         reason, message = work.rejection or ("internal_error", "")
@@ -311,6 +310,11 @@ def _iso(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _answered(work: _Work) -> bool:
+    """Whether the work gets a reply, which carries the time its key was recorded."""
+    return work.rejection is not None or work.kind in ANSWERED
 
 
 def _conflicted(result: Result | None) -> bool:

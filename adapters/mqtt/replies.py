@@ -149,6 +149,12 @@ def swap_error(request: Request, code: str | None, message: str | None) -> Outgo
     return _send(request, Reply.SWAP_ERROR, body)
 
 
+ANSWERED = frozenset(
+    {Kind.AUTH, Kind.AUTH_README, Kind.SWAP_INITIATE, Kind.SWAP_ACTIVITY, Kind.SWAP_RESULT}
+)
+"""The kinds of message :func:`replies_to` answers when accepted (the others get no reply)."""
+
+
 def replies_to(
     request: Request, outcome: Outcome, name_of: Callable[[str], str | None]
 ) -> list[Outgoing]:
