@@ -209,16 +209,18 @@ def publish(srv: Servers, plan_file: Path, count: int) -> dict[str, Any]:
 
 
 def session_client(srv: Servers, client_id: str) -> mqtt.Client:
-    """MQTT 5, persistent session, Receive Maximum 1000: the ingest's own settings."""
+    """MQTT 5, persistent session, the ingest's Receive Maximum: the ingest's own settings."""
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
+
+    from adapters.mqtt.ingest import IngestConfig
 
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
     )
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 300
-    props.ReceiveMaximum = 1000
+    props.ReceiveMaximum = IngestConfig().receive_maximum
     client.connect(srv.mqtt_host, srv.mqtt_port, clean_start=False, properties=props)
     return client
 

@@ -47,7 +47,9 @@ def ingest(
     session_expiry: int | None = typer.Option(
         None, help="MQTT 5 session expiry in seconds (default: the session never expires)."
     ),
-    batch_max: int = typer.Option(200, help="Most messages in one transaction."),
+    batch_max: int | None = typer.Option(
+        None, help="Most messages in one transaction (default 500)."
+    ),
     deciding: str | None = typer.Option(
         None,
         help="Where to decide and commit: process (a child process: receiving and deciding "
@@ -80,11 +82,9 @@ def ingest(
     if deciding not in (None, "auto", "process", "thread"):
         raise typer.BadParameter("deciding must be auto, process or thread")
     settings = get_settings()
-    overrides: dict[str, object] = {
-        "batch_max": batch_max,
-        "sweep_interval": sweep_interval,
-    }
+    overrides: dict[str, object] = {"sweep_interval": sweep_interval}
     for name, value in (
+        ("batch_max", batch_max),
         ("protocol", protocol),
         ("host", host),
         ("port", port),

@@ -221,7 +221,7 @@ class DecidingProcess:
             raise RuntimeError("outcomes are taken in the order the batches were submitted")
         try:
             if ticket.lost is not None:
-                raise DecidingUnavailable(f"the deciding process died ({ticket.lost!r})")
+                raise DecidingUnavailable(f"the batch was not decided ({ticket.lost!r})")
             conn = self._conn
             if conn is None or ticket.child != self._children:
                 raise DecidingUnavailable("the deciding process was restarted")
@@ -245,16 +245,22 @@ class DecidingProcess:
         return len(self._outstanding)
 
     def _submit(self, batch: list[Incoming], sweeps: list[Command], *, fresh: bool) -> Ticket:
+        """Send a batch; a failure to send (or to start a child) is kept in the ticket, so
+        its outcome reports it in its turn and the ingest retries it."""
         behind = [t for t in self._outstanding if t.lost or t.child != self._children]
+        ticket = Ticket(batch, sweeps, self._children)
+        self._outstanding.append(ticket)
         if behind and not fresh:
             # A batch before it was never decided: this one must not overtake it (a new child
             # would decide it first). Its outcome says so; the ingest does both again, in order.
-            ticket = Ticket(batch, sweeps, self._children, DecidingUnavailable("not sent"))
-            self._outstanding.append(ticket)
+            ticket.lost = DecidingUnavailable("held back behind a batch that was not decided")
             return ticket
-        self._ensure()
-        ticket = Ticket(batch, sweeps, self._children)
-        self._outstanding.append(ticket)
+        try:
+            self._ensure()
+        except DecidingUnavailable as error:
+            ticket.lost = error
+            return ticket
+        ticket.child = self._children
         conn = self._conn
         assert conn is not None
         try:
@@ -423,11 +429,10 @@ class _Serving:
         from adapters.mqtt.ingest import is_database_error
 
         kind = request[0]
-        if kind == "process":
-            if request[3]:
-                self.halted = False
-            if self.halted:
-                return "skipped", None
+        if kind == "reject" or (kind == "process" and request[3]):
+            self.halted = False  # a plain call: the ingest is redoing, in order
+        if kind == "process" and self.halted:
+            return "skipped", None
         try:
             processor = self._processor()
             if kind == "process":

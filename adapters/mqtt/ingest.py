@@ -90,9 +90,11 @@ class IngestConfig:
     shared_group: str | None = None
     protocol: Literal["5", "3.1.1"] = "5"
     session_expiry: int = NEVER_EXPIRES  # seconds the broker keeps our session (MQTT 5)
-    receive_maximum: int = 1000  # MQTT 5: unacknowledged messages the broker may send us
+    # MQTT 5: unacknowledged messages the broker may send us. Room for the batches in the
+    # deciding process and the next ones gathering (fewer made readings ~15 % slower).
+    receive_maximum: int = 2000
     keepalive: int = 30
-    batch_max: int = 200
+    batch_max: int = 500  # a commit per batch: 500 readings took ~15 % less CPU than 200
     batch_wait: float = 0.002  # seconds to wait for more messages after the first
     sweep_interval: float = 5.0  # seconds between session timeout sweeps (0: never)
     station_refresh: float = 60.0  # seconds between re-reading the list of stations
@@ -200,6 +202,7 @@ class Ingest:
         self._idle.set()
         self._lock = threading.Lock()
         self._stats = IngestStats()
+        self._received = 0  # messages that arrived (paho's thread counts them)
         self._latencies: deque[float] = deque(maxlen=10_000)
         self._rate: deque[tuple[float, int]] = deque()
         self._generation = 0
@@ -283,7 +286,11 @@ class Ingest:
     @property
     def stats(self) -> IngestStats:
         with self._lock:
-            snapshot = replace(self._stats, queued=self._queue.qsize() + len(self._carry))
+            snapshot = replace(
+                self._stats,
+                received=self._received,
+                queued=self._queue.qsize() + len(self._carry),
+            )
             snapshot.reply_latency = _percentiles(list(self._latencies))
         return snapshot
 
@@ -386,24 +393,25 @@ class Ingest:
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._idle.clear()
+        if self._idle.is_set():  # (is_set is a plain read; clear() takes a lock)
+            self._idle.clear()
         try:
             topic = message.topic
         except UnicodeDecodeError:  # brokers refuse such topics; never let one stop the loop
             topic = bytes(message._topic).decode("utf-8", "replace")
         self._queue.put(
             Incoming(
-                topic=topic,
-                payload=bytes(message.payload),
-                received_at=self.ledger.clock(),
-                mid=message.mid,
-                qos=message.qos,
-                retain=bool(message.retain),
-                generation=self._generation,
+                topic,
+                bytes(message.payload),
+                self.ledger.clock(),
+                message.mid,
+                message.qos,
+                bool(message.retain),
+                self._generation,
+                time.monotonic(),
             )
         )
-        with self._lock:
-            self._stats.received += 1
+        self._received += 1  # only this (paho's) thread writes it: no lock
 
     # --- the worker ---------------------------------------------------------------------
 
