@@ -147,6 +147,19 @@ def fresh_mysql_url(mysql_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def mariadb_ledger(fresh_mysql_url: str) -> Iterator[Any]:
+    """A Ledger on a fresh database of the shared MariaDB (schema created); closed after."""
+    from adapters.store import open_store
+    from ledger.service import Ledger
+
+    store = open_store(fresh_mysql_url, init=True)
+    try:
+        yield Ledger(store)
+    finally:
+        store.close()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """``sqlite:///`` URL of a file (not yet created) in this test's tmp_path."""
     return f"sqlite:///{tmp_path / 'bss.sqlite'}"

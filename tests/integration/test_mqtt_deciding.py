@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -40,12 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def ledger(fresh_mysql_url: str) -> Iterator[Ledger]:
-    store = open_store(fresh_mysql_url, init=True)
-    try:
-        yield Ledger(store)
-    finally:
-        store.close()
+def ledger(mariadb_ledger: Ledger) -> Ledger:
+    return mariadb_ledger
 
 
 def _each_swap_once(ledger: Ledger, driver: SwapDriver, expected: int) -> None:

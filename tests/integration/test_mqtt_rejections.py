@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import string
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 from adapters.mqtt.processor import BatchProcessor, Incoming
 from adapters.mqtt.protocol import MAX_PAYLOAD
 from adapters.mqtt.rejections import rejection_id
-from adapters.store import open_store
 from domain.battery import Battery
 from domain.rejection import RejectedMessage
 from ledger.service import Ledger
@@ -212,12 +210,8 @@ def is_error_reply(message: Received) -> bool:
 
 
 @pytest.fixture
-def ledger(fresh_mysql_url: str) -> Iterator[Ledger]:
-    store = open_store(fresh_mysql_url, init=True)
-    try:
-        yield Ledger(store)
-    finally:
-        store.close()
+def ledger(mariadb_ledger: Ledger) -> Ledger:
+    return mariadb_ledger
 
 
 def test_garbage_on_every_topic_is_recorded_and_the_consumer_goes_on(

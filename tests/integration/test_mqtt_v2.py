@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.store import open_store
 from domain.battery import Battery
 from domain.commands import ChangePolicy
 from domain.session import SwapSession
@@ -28,12 +27,8 @@ from tests.support.services import MqttBroker
 
 
 @pytest.fixture
-def ledger(fresh_mysql_url: str) -> Iterator[Ledger]:
-    store = open_store(fresh_mysql_url, init=True)
-    try:
-        yield Ledger(store)
-    finally:
-        store.close()
+def ledger(mariadb_ledger: Ledger) -> Ledger:
+    return mariadb_ledger
 
 
 @pytest.fixture
