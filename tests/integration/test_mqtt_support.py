@@ -539,6 +539,20 @@ class IngestProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """Ctrl-C: SIGINT to its whole process group (its deciding process included), then
+        wait for the group to be empty; the exit code of ``bss ingest``."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        code = self.proc.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return code
+            time.sleep(0.05)
+        raise AssertionError("a process of bss ingest outlived it")
+
     def ensure_stopped(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
