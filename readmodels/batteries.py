@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from readmodels.generations import query
+from readmodels.generations import one_row, query
 from readmodels.paging import Page, page
 from readmodels.types import (
     ID,
@@ -80,13 +80,7 @@ BATTERY_SORTS = ("battery_id", "soc", "soh", "cycle_count", "last_seen_at", "reg
 
 def get_battery(engine: Engine, battery_id: str) -> dict[str, Any] | None:
     """One battery (custody dict, grade, status, latest reading), or None."""
-
-    def work(conn: Connection, t: dict[str, Table]) -> dict[str, Any] | None:
-        b = t["batteries"]
-        row = conn.execute(select(b).where(b.c.battery_id == battery_id)).first()
-        return None if row is None else dict(row._mapping)
-
-    return query(engine, MODEL, work)
+    return one_row(engine, MODEL, "batteries", battery_id=battery_id)
 
 
 def list_batteries(

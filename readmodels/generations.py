@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy.exc
 from sqlalchemy import Table, select
@@ -92,6 +92,19 @@ def query(engine: Engine, model: str, work: Callable[[Connection, dict[str, Tabl
                 raise
             ACTIVE.invalidate(engine)
     raise AssertionError("unreachable")
+
+
+def one_row(engine: Engine, model: str, table: str, **equal: Any) -> dict[str, Any] | None:
+    """The row of ``model``'s ``table`` (active generation) whose columns equal ``equal``,
+    as a dict, or None."""
+
+    def work(conn: Connection, t: dict[str, Table]) -> dict[str, Any] | None:
+        tab = t[table]
+        clauses = [tab.c[name] == value for name, value in equal.items()]
+        row = conn.execute(select(tab).where(*clauses)).first()
+        return None if row is None else dict(row._mapping)
+
+    return query(engine, model, work)
 
 
 def _missing_table(error: BaseException) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, select
 from sqlalchemy.engine import Connection, Engine
 
-from readmodels.generations import query
+from readmodels.generations import one_row, query
 from readmodels.paging import Page, page
 from readmodels.types import ID, MYSQL_TABLE_OPTIONS, TEXT, Json, UtcDateTime, table_name
 
@@ -114,13 +114,7 @@ def list_riders(
 
 def get_card(engine: Engine, rfid_code: str) -> dict[str, Any] | None:
     """One card (full code, status, rider), or None."""
-
-    def work(conn: Connection, t: dict[str, Table]) -> dict[str, Any] | None:
-        cards = t["cards"]
-        row = conn.execute(select(cards).where(cards.c.rfid_code == rfid_code)).first()
-        return None if row is None else dict(row._mapping)
-
-    return query(engine, MODEL, work)
+    return one_row(engine, MODEL, "cards", rfid_code=rfid_code)
 
 
 def list_cards(

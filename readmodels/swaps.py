@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from readmodels.generations import query
+from readmodels.generations import one_row, query
 from readmodels.paging import Page, page
 from readmodels.types import (
     ID,
@@ -99,13 +99,7 @@ SWAP_SORTS = ("opened_at", "closed_at", "duration_s", "energy_used_ah")
 
 def get_swap(engine: Engine, session_id: str) -> dict[str, Any] | None:
     """One session, or None."""
-
-    def work(conn: Connection, t: dict[str, Table]) -> dict[str, Any] | None:
-        s = t["swaps"]
-        row = conn.execute(select(s).where(s.c.session_id == session_id)).first()
-        return None if row is None else dict(row._mapping)
-
-    return query(engine, MODEL, work)
+    return one_row(engine, MODEL, "swaps", session_id=session_id)
 
 
 def list_swaps(
