@@ -75,7 +75,12 @@ def serve(
             processor = for_settings(settings, store)
             ingest = Ingest(ledger, config, processor=processor).start(wait=None)
             parts.append(ingest)
-            log.info("ingest on %s:%s", settings.mqtt_broker_host, settings.mqtt_broker_port)
+            log.info(
+                "ingest on %s:%s%s",
+                settings.mqtt_broker_host,
+                settings.mqtt_broker_port,
+                " (deciding in a child process)" if processor is not None else "",
+            )
         if projections:
             from projections.supervisor import Supervisor
 

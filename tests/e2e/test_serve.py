@@ -75,6 +75,8 @@ def served(
             assert process.poll() is None, (tmp_path / "serve.log").read_text()
             assert time.monotonic() < deadline, "bss serve did not answer"
             time.sleep(0.2)
+        # On MariaDB the ingest decides in a child process (BSS_INGEST_DECIDING=auto).
+        assert "(deciding in a child process)" in (tmp_path / "serve.log").read_text()
         yield url, {"Authorization": f"Bearer {token}"}
     finally:
         process.send_signal(signal.SIGTERM)
