@@ -191,17 +191,13 @@ def catch_up(store: Any) -> float:
     return time.perf_counter() - started
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_api(db_url: str, cache_seconds: float) -> tuple[subprocess.Popen[bytes], str]:
     """``bss api`` in its own process (answer cache on, or off with 0)."""
     import httpx
 
-    port = _free_port()
+    from tests.support.services import free_port
+
+    port = free_port()
     env = {
         **os.environ,
         "BSS_DATABASE_URL": db_url,

@@ -8,15 +8,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,23 +22,8 @@ import pytest
 
 from adapters.mqtt.ingest import Ingest, IngestConfig
 from tests.integration.test_api_support import Projector, new_mysql_database, open_ledger, unique
-
-ROOT = Path(__file__).resolve().parents[2]
-BSS = [sys.executable, "-m", "adapters.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def bss(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [*BSS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done.stdout
+from tests.support.cli import BSS, ROOT, bss
+from tests.support.services import free_port
 
 
 @dataclass

@@ -5,10 +5,6 @@ SIGTERM stops them cleanly."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,55 +23,15 @@ from readmodels.generations import read_active
 from readmodels.schema import create_all, model_tables
 from replay.rebuild import drop_generation, rebuild
 from replay.verify import differences
+from tests.support.cli import BssProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-class ProjectProcess:
+class ProjectProcess(BssProcess):
     """``bss project`` in a child process, logging to a file."""
 
     def __init__(self, database_url: str, log: Path, *args: str) -> None:
-        self.log = log
-        self.offset = log.stat().st_size if log.exists() else 0
-        env = {**os.environ, "BSS_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
-        argv = [
-            sys.executable,
-            "-m",
-            "adapters.cli.main",
-            "project",
-            "--status-interval",
-            "1",
-            *args,
-        ]
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")[self.offset :]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        self.proc.kill()  # SIGKILL: no orderly shutdown at all
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def ensure_stopped(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        args_ = ["project", "--status-interval", "1", *args]
+        super().__init__(args_, {"BSS_DATABASE_URL": database_url}, log)
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,24 +20,8 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support.services import MqttBroker
-
-ROOT = Path(__file__).resolve().parents[2]
-BSS = [sys.executable, "-m", "adapters.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def bss(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [*BSS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done.stdout
+from tests.support.cli import BSS, ROOT, bss
+from tests.support.services import MqttBroker, free_port
 
 
 @pytest.fixture

@@ -7,11 +7,7 @@ Shared by tests/integration/test_mqtt_*.py and tests/e2e/test_ingest_*.py (impor
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,9 +27,8 @@ from adapters.store import Store
 from adapters.store.schema import events
 from domain.commands import RegisterBattery, RegisterRider, RegisterStation
 from ledger.service import Ledger
+from tests.support.cli import BssProcess
 from tests.support.services import MqttBroker
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def now() -> datetime:
@@ -485,44 +480,19 @@ class SwapDriver:
 # --- bss ingest as a process -------------------------------------------------------
 
 
-class IngestProcess:
+class IngestProcess(BssProcess):
     """``bss ingest`` in a child process, logging to a file."""
 
     def __init__(self, database_url: str, broker: MqttBroker, log: Path, **options: str) -> None:
-        self.log = log
         env = {
-            **os.environ,
             "BSS_DATABASE_URL": database_url,
             "MQTT_BROKER_HOST": broker.host,
             "MQTT_BROKER_PORT": str(broker.port),
-            "PYTHONUNBUFFERED": "1",
         }
-        argv = [
-            sys.executable,
-            "-m",
-            "adapters.cli.main",
-            "ingest",
-            "--session-expiry",
-            "600",
-            "--stats-interval",
-            "5",
-        ]
+        args = ["ingest", "--session-expiry", "600", "--stats-interval", "5"]
         for name, value in options.items():
-            argv += [f"--{name.replace('_', '-')}", value]
-        self.offset = log.stat().st_size if log.exists() else 0
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")[self.offset :]
+            args += [f"--{name.replace('_', '-')}", value]
+        super().__init__(args, env, log)
 
     def wait_subscribed(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -530,33 +500,6 @@ class IngestProcess:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"bss ingest did not subscribe:\n{self.text()[-3000:]}")
             time.sleep(0.05)
-
-    def kill(self) -> None:
-        self.proc.kill()  # SIGKILL: no orderly shutdown at all
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def interrupt(self, timeout: float = 30.0) -> int:
-        """Ctrl-C: SIGINT to its whole process group (its deciding process included), then
-        wait for the group to be empty; the exit code of ``bss ingest``."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        code = self.proc.wait(timeout)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return code
-            time.sleep(0.05)
-        raise AssertionError("a process of bss ingest outlived it")
-
-    def ensure_stopped(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 # --- TLS -----------------------------------------------------------------------------------
