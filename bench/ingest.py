@@ -36,6 +36,8 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
+from bench.server import new_database
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.5
 TARGET_SWAPS = 500.0
@@ -80,30 +82,6 @@ def servers(args: argparse.Namespace) -> Iterator[Servers]:
             for server in (mosquitto, mariadb):
                 if server is not None:
                     server.cleanup(remove_data=True) if server is mariadb else server.stop()
-
-
-def new_database(server_url: str) -> str:
-    """A fresh utf8mb4 database on the server of ``server_url``; returns its URL."""
-    import pymysql
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server_url)
-    name = f"bench_{secrets.token_hex(4)}"
-    conn = pymysql.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        autocommit=True,
-    )
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
-    finally:
-        conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def child(*argv: str) -> subprocess.Popen[bytes]:

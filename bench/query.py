@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import platform
-import secrets
 import socket
 import subprocess
 import sys
@@ -146,25 +145,6 @@ async def load(
 # --- the driver ------------------------------------------------------------------------
 
 
-def _new_database(server_url: str) -> str:
-    import pymysql
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(server_url)
-    name = f"bench_query_{secrets.token_hex(4)}"
-    conn = pymysql.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 3306,
-        user=parsed.username,
-        password=parsed.password or "",
-        autocommit=True,
-    )
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    conn.close()
-    return parsed.set(database=name).render_as_string(hide_password=False)
-
-
 def fill(ledger: Any, fleet: Any, planned: Any, target: int, batch: int = 200) -> float:
     """Drive the fleet until the store holds ``target`` events; returns seconds taken."""
     from bench.fleet import drive
@@ -280,10 +260,10 @@ def main_bench(args: argparse.Namespace) -> None:
     from adapters.http.server import open_ledger
     from adapters.http.tokens import TokenStore
     from bench.fleet import Fleet
-    from bench.server import server_url
+    from bench.server import new_database, server_url
     from ledger.settings import Settings
 
-    db_url = args.database_url or _new_database(args.mysql_url or server_url())
+    db_url = args.database_url or new_database(args.mysql_url or server_url(), "bench_query")
     ledger = open_ledger(Settings(BSS_DATABASE_URL=db_url))
     token = TokenStore(ledger.store.engine).create("admin", "bench.query")[1]
     fleet = Fleet(
